@@ -1,0 +1,40 @@
+# Two commands for a new user: `make run` (set up, then the default pipeline on the embedded world) and
+# `make test` (set up, then the test suite). Both are idempotent: setup reruns only when pyproject.toml changes.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup run test viz mlflow-ui clean-data
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of torch, pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/kedro run $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(ARGS)
+
+viz: setup
+	$(BIN)/kedro viz build --include-hooks
+	@echo "Serving kedro-viz on http://127.0.0.1:4141 (Ctrl-C to stop)"
+	$(BIN)/python -m http.server 4141 --bind 127.0.0.1 --directory build
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
+
+clean-data:
+	find data -mindepth 2 ! -name .gitkeep -delete 2>/dev/null || true
+	find data -mindepth 2 -type d -empty -delete 2>/dev/null || true

@@ -1,0 +1,86 @@
+"""transformers models and tokenizers as Kedro datasets: local folders, safetensors, no remote code."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset
+
+from tracesieve.modeling import load_causal_lm, load_tokenizer
+
+
+def _log_folder_to_mlflow(path: Path, artifact_path: str | None) -> None:
+    """Log a saved folder to the active MLflow run, if there is one (kedro-mlflow opens it per kedro run)."""
+    if artifact_path is None:
+        return
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_artifacts(str(path), artifact_path)
+
+
+class _FolderDataset(AbstractDataset):
+    def __init__(self, path: str, mlflow_artifact_path: str | None = None, metadata: dict[str, Any] | None = None):
+        self._path = Path(path)
+        self._mlflow_artifact_path = mlflow_artifact_path
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path), "mlflow_artifact_path": self._mlflow_artifact_path}
+
+    def _exists(self) -> bool:
+        return self._path.is_dir()
+
+    def _replace_folder(self) -> None:
+        # Saving over an older model must not leave its stale shards beside the new ones.
+        if self._path.exists():
+            shutil.rmtree(self._path)
+        self._path.mkdir(parents=True)
+
+
+class HFModelDataset(_FolderDataset):
+    """A causal LM folder written with ``save_pretrained`` (safetensors) and read with ``from_pretrained``."""
+
+    def __init__(
+        self,
+        path: str,
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+        mlflow_artifact_path: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        super().__init__(path, mlflow_artifact_path, metadata)
+        self._dtype = dtype
+        self._trust_remote_code = trust_remote_code
+
+    def load(self):
+        return load_causal_lm(self._path, dtype=self._dtype, trust_remote_code=self._trust_remote_code)
+
+    def save(self, model) -> None:
+        self._replace_folder()
+        model.save_pretrained(self._path, safe_serialization=True)
+        _log_folder_to_mlflow(self._path, self._mlflow_artifact_path)
+
+
+class HFTokenizerDataset(_FolderDataset):
+    """A tokenizer folder written with ``save_pretrained``."""
+
+    def __init__(
+        self,
+        path: str,
+        trust_remote_code: bool = False,
+        mlflow_artifact_path: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        super().__init__(path, mlflow_artifact_path, metadata)
+        self._trust_remote_code = trust_remote_code
+
+    def load(self):
+        return load_tokenizer(self._path, trust_remote_code=self._trust_remote_code)
+
+    def save(self, tokenizer) -> None:
+        self._replace_folder()
+        tokenizer.save_pretrained(self._path)
+        _log_folder_to_mlflow(self._path, self._mlflow_artifact_path)

@@ -1,0 +1,26 @@
+"""Small statistics shared by the pipelines, and the shape kedro-mlflow's metrics datasets expect."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion; sound near 0 and 1, where the normal one is not."""
+    if trials == 0:
+        return math.nan, math.nan
+    p = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (p + z**2 / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def as_mlflow_metrics(values: Mapping[str, float], step: int = 0) -> dict[str, dict[str, float]]:
+    """``{name: value}`` as kedro-mlflow's ``MlflowMetricsHistoryDataset`` wants it; NaNs are left out."""
+    return {
+        name: {"value": float(value), "step": step}
+        for name, value in values.items()
+        if value is not None and not math.isnan(float(value))
+    }

@@ -1,0 +1,67 @@
+"""Build, load and save causal language models: any transformers causal LM folder, safetensors only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+
+def build_llama(
+    tokenizer,
+    *,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    intermediate_size: int,
+    max_positions: int,
+    seed: int,
+) -> LlamaForCausalLM:
+    """A randomly initialised ``LlamaForCausalLM`` sized for ``tokenizer``, seeded for reproducibility."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters, tied weights counted once."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def load_causal_lm(path: str | Path, *, dtype: str | torch.dtype = "float32", trust_remote_code: bool = False):
+    """Load a causal LM from a local folder; never reaches the network, never runs remote code by default."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"No model at {path}: expected a transformers model folder with config.json.")
+    return AutoModelForCausalLM.from_pretrained(
+        path,
+        dtype=dtype,
+        local_files_only=True,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=True,
+    )
+
+
+def load_tokenizer(path: str | Path, *, trust_remote_code: bool = False):
+    """Load a tokenizer from a local folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"No tokenizer at {path}: expected a folder written by save_pretrained.")
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)

@@ -1,0 +1,62 @@
+"""Wiring of the ``world`` pipeline; the teacher and the base student are one warm-up pipeline, namespaced."""
+
+from kedro.pipeline import Node, Pipeline
+
+from tracesieve.pipelines.world.nodes import (
+    build_world_tokenizer,
+    evaluate_warmup_model,
+    generate_world_tables,
+    summarize_world,
+    train_warmup_model,
+)
+
+
+def create_warmup_pipeline() -> Pipeline:
+    """Train one warm-up model and grade it on the held-out split; reused per model through namespaces."""
+    return Pipeline(
+        [
+            Node(
+                train_warmup_model,
+                inputs=["world_problems", "world_tokenizer", "params:spec", "params:world"],
+                outputs=["model", "training_curves", "training_summary"],
+                name="train_warmup_model",
+            ),
+            Node(
+                evaluate_warmup_model,
+                inputs=["model", "world_tokenizer", "world_problems", "params:world", "training_summary"],
+                outputs=["heldout_generations", "metrics"],
+                name="evaluate_warmup_model",
+            ),
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    generation = Pipeline(
+        [
+            Node(
+                generate_world_tables,
+                inputs="params:world",
+                outputs=["world_problems", "world_segments", "world_distractors", "raw_traces", "world_sample_traces"],
+                name="generate_world",
+            ),
+            Node(build_world_tokenizer, inputs=["world_problems", "params:world"], outputs="world_tokenizer", name="build_world_tokenizer"),
+            Node(
+                summarize_world,
+                inputs=["world_problems", "world_segments", "world_distractors", "world_tokenizer"],
+                outputs="world_metrics",
+                name="summarize_world",
+            ),
+        ]
+    )
+    shared = {"world_problems", "world_tokenizer"}
+    warmups = [
+        Pipeline(
+            create_warmup_pipeline(),
+            namespace=role,
+            inputs=shared,
+            parameters={"params:spec": f"params:world.{role}", "params:world": "params:world"},
+        )
+        for role in ("teacher", "student")
+    ]
+    return Pipeline([generation, *warmups])

@@ -1,0 +1,14 @@
+"""Project settings: the config loader, with an ``env`` resolver so that mlflow.yml can read the environment."""
+
+import os
+
+from kedro.config import OmegaConfigLoader
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+    # ${env:NAME,default}: kedro only enables oc.env for credentials; we need it for the tracking URI.
+    "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
+}

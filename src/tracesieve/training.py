@@ -1,0 +1,151 @@
+"""Supervised fine-tuning of causal LMs on rendered reasoning examples, through the transformers Trainer.
+
+The loss goes where the labels say: the prompt is always masked (-100), the reasoning is supervised on the
+given character spans (all of it by default), and the answer suffix and EOS are always supervised.
+Checkpoints are written to ``output_dir`` so that a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from tracesieve.rendering import render_example
+
+IGNORE_INDEX = -100
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation settings for one training run."""
+
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    lr_scheduler: str = "cosine"
+    logging_steps: int = 10
+    save_steps: int = 200
+    group_by_length: bool = True  # batches of similar lengths waste less compute on padding
+    seed: int = 0
+
+
+def encode_for_sft(
+    tokenizer,
+    question: str,
+    reasoning: str,
+    answer: str,
+    *,
+    supervised_spans: Sequence[tuple[int, int]] | None = None,
+    max_length: int | None = None,
+) -> dict[str, list[int]]:
+    """Token ids and labels for one example.
+
+    ``supervised_spans`` are character spans of ``reasoning`` that carry loss (None: the whole reasoning).
+    A token is supervised when its first character lies in a supervised span; token positions come from
+    the tokenizer's offset mapping, never from re-tokenising prefixes. EOS is appended and supervised.
+    """
+    rendered = render_example(tokenizer, question, reasoning, answer)
+    encoding = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
+    if supervised_spans is None:
+        supervised_spans = [(0, len(reasoning))]
+    spans = [(rendered.reasoning_start + start, rendered.reasoning_start + end) for start, end in supervised_spans]
+    spans.append((rendered.reasoning_end, len(rendered.text)))  # answer suffix: always supervised
+
+    input_ids = list(encoding["input_ids"])
+    labels = []
+    for token_id, (start, _end) in zip(input_ids, encoding["offset_mapping"], strict=True):
+        supervised = start >= rendered.prompt_end and any(lo <= start < hi for lo, hi in spans)
+        labels.append(token_id if supervised else IGNORE_INDEX)
+    input_ids.append(tokenizer.eos_token_id)
+    labels.append(tokenizer.eos_token_id)
+    if max_length is not None and len(input_ids) > max_length:
+        raise ValueError(
+            f"Example is {len(input_ids)} tokens, over max_length={max_length}; raise the limit or filter "
+            "long traces before training."
+        )
+    return {"input_ids": input_ids, "labels": labels}
+
+
+class CausalLMCollator:
+    """Pads a batch on the right: pad token in the inputs, -100 in the labels, 0 in the attention mask."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(feature["input_ids"]) for feature in features)
+        input_ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(features), width), dtype=torch.long)
+        for row, feature in enumerate(features):
+            length = len(feature["input_ids"])
+            input_ids[row, :length] = torch.tensor(feature["input_ids"])
+            labels[row, :length] = torch.tensor(feature["labels"])
+            attention_mask[row, :length] = 1
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+def train_causal_lm(
+    model,
+    examples: Sequence[dict[str, list[int]]],
+    config: TrainingConfig,
+    *,
+    output_dir: str | Path,
+    pad_token_id: int,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> list[dict[str, float]]:
+    """Train ``model`` in place on encoded ``examples``; returns the logged loss history.
+
+    Resumes from the last checkpoint in ``output_dir`` if there is one, so a run killed mid-way redoes
+    at most ``save_steps`` steps; a finished run found there does no steps at all.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    arguments = TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=max(1, int(config.warmup_ratio * config.max_steps)),
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.lr_scheduler,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        logging_steps=config.logging_steps,
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        save_only_model=False,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to=[],
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=list(examples),
+        data_collator=CausalLMCollator(pad_token_id),
+        callbacks=list(callbacks),
+    )
+    last_checkpoint = get_last_checkpoint(str(output_dir))
+    if last_checkpoint:
+        logger.info("Resuming training from %s", last_checkpoint)
+    trainer.train(resume_from_checkpoint=last_checkpoint)
+    model.eval()
+    # The state's log history includes what a resumed-from checkpoint had logged before the crash.
+    return [
+        {"step": entry["step"], "loss": float(entry["loss"]), "learning_rate": float(entry.get("learning_rate", math.nan))}
+        for entry in trainer.state.log_history
+        if "loss" in entry
+    ]

@@ -1,0 +1,1 @@
+"""The embedded synthetic world: problems, traces with planted roles, and its tokenizer."""

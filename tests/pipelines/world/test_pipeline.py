@@ -1,0 +1,59 @@
+"""The world pipeline end to end on a tiny world, with SequentialRunner over an in-memory catalog."""
+
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from tracesieve.config import WorldConfig
+from tracesieve.pipelines.world import create_pipeline
+from tracesieve.pipelines.world.nodes import generate_world_tables
+
+
+def _run(world_params):
+    catalog = DataCatalog(
+        {"params:world": MemoryDataset(world_params), "params:world.teacher": MemoryDataset(world_params["teacher"]), "params:world.student": MemoryDataset(world_params["student"])}
+    )
+    pipeline = create_pipeline()
+    SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
+@pytest.mark.slow
+def test_world_pipeline_produces_tables_tokenizer_models_and_metrics(world_params):
+    catalog = _run(world_params)
+    problems = catalog.load("world_problems")
+    assert problems["split"].value_counts().to_dict() == {"train": 64, "traces": 12, "eval": 10}
+    records = catalog.load("raw_traces")
+    assert len(records) == 12 and {"segments", "distractors", "reasoning"} <= set(records[0])
+    tokenizer = catalog.load("world_tokenizer")
+    assert tokenizer.unk_token_id not in tokenizer(list(problems["reasoning"]))["input_ids"][0]
+    for role in ("teacher", "student"):
+        metrics = catalog.load(f"{role}.metrics")
+        assert 0.0 <= metrics["heldout_accuracy"]["value"] <= 1.0
+        assert metrics["heldout_problems"]["value"] == 10
+        assert metrics["heldout_accuracy_ci_low"]["value"] <= metrics["heldout_accuracy"]["value"] <= metrics["heldout_accuracy_ci_high"]["value"]
+        curves = catalog.load(f"{role}.training_curves")
+        assert [point["step"] for point in curves["train_loss"]] == list(range(1, world_params[role]["train_steps"] + 1))
+        generations = catalog.load(f"{role}.heldout_generations")
+        assert len(generations) == 10 and generations["n_tokens"].between(1, world_params["max_new_tokens"]).all()
+    teacher, student = catalog.load("teacher.model"), catalog.load("student.model")
+    assert teacher.config.hidden_size == 32 and student.config.hidden_size == 16
+    world = catalog.load("world_metrics")
+    assert world["problems_eval"]["value"] == 10 and world["segments_final"]["value"] == 86
+    assert "world-traces-00000" in catalog.load("world_sample_traces")
+
+
+def test_bad_world_parameters_fail_before_any_work_naming_the_key(world_params):
+    world_params["problems"]["max_vaule"] = 10
+    with pytest.raises(ValueError, match=r"parameters_world.yml: world\.problems\.max_vaule"):
+        generate_world_tables(world_params)
+
+
+def test_default_parameters_file_matches_the_schema():
+    import yaml
+
+    from pathlib import Path
+
+    params = yaml.safe_load((Path(__file__).parents[3] / "conf/base/parameters_world.yml").read_text())["world"]
+    config = WorldConfig.from_params(params, name="world")
+    assert config.n_eval >= 500  # the teacher's accuracy is measured on at least 500 held-out problems

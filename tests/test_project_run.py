@@ -1,0 +1,73 @@
+"""`kedro run` and `kedro viz build` as a user runs them, in a temporary copy of the project."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tests.conftest import tiny_world_params
+
+PROJECT = Path(__file__).parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of conf/ and pyproject.toml with a tiny world in conf/local, and its own MLflow store."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy(PROJECT / "pyproject.toml", root)
+    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    params = tiny_world_params(root / "data")
+    params["checkpoint_dir"] = "data/06_models/checkpoints"
+    (root / "conf" / "local" / "parameters_world.yml").write_text(yaml.safe_dump({"world": params}))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "1"}
+    return root, env
+
+
+@pytest.mark.slow
+def test_kedro_run_logs_one_mlflow_run_with_world_and_ingestion_results(project):
+    root, env = project
+    result = subprocess.run([str(BIN / "kedro"), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (root / "data/01_raw/world_traces.jsonl").is_file()
+    assert (root / "data/06_models/teacher/model.safetensors").is_file()
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")
+    assert len(runs) == 1  # one MLflow run per kedro run
+    run = runs[0]
+    metrics, params = run.data.metrics, run.data.params
+    assert metrics["world.problems_eval"] == 10
+    assert 0 <= metrics["teacher.heldout_accuracy"] <= 1 and 0 <= metrics["student.heldout_accuracy"] <= 1
+    assert metrics["ingestion.records_read"] == metrics["ingestion.traces_accepted"] == 12
+    assert params["world.teacher.hidden_size"] == "32"
+    client = mlflow.MlflowClient()
+    artifacts = {item.path for folder in ("world", "ingestion", "models/teacher") for item in client.list_artifacts(run.info.run_id, folder)}
+    assert {"world/world_sample_traces.md", "world/world_problems.parquet", "ingestion/traces.parquet"} <= artifacts
+    assert "models/teacher/model.safetensors" in artifacts
+    assert (root / "mlflow.db").is_file()  # the run went to the store named by MLFLOW_TRACKING_URI
+
+    # A rerun with unchanged settings resumes from the finished checkpoints instead of retraining.
+    rerun = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "world"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Resuming training from" in rerun.stdout + rerun.stderr
+
+
+def test_kedro_viz_build_shows_the_pipelines(project):
+    root, env = project
+    result = subprocess.run([str(BIN / "kedro"), "viz", "build"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    main = json.loads((root / "build" / "api" / "main").read_text())
+    pipelines = {pipeline["id"] for pipeline in main["pipelines"]}
+    assert {"__default__", "world", "ingestion", "from_traces"} <= pipelines
+    names = {node["name"] for node in main["nodes"]}
+    assert {"generate_world", "ingest_traces"} <= names
+    layers = set(main["layers"])
+    assert {"raw", "intermediate", "models", "reporting"} <= layers
