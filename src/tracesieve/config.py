@@ -31,8 +31,8 @@ class ProblemConfig(_Config):
     """Difficulty and shape of the world's problems and traces."""
 
     min_steps: int = Field(2, ge=1)
-    max_steps: int = Field(3, ge=1, le=4)
-    max_value: int = Field(30, ge=10, le=999)
+    max_steps: int = Field(2, ge=1, le=4)
+    max_value: int = Field(20, ge=10, le=999)
     distractor_rate: float = Field(0.5, ge=0, le=1)
     check_rate: float = Field(0.4, ge=0, le=1)
     restatement_rate: float = Field(0.3, ge=0, le=1)
@@ -52,9 +52,9 @@ class ModelSpec(_Config):
     num_layers: int = Field(4, ge=1)
     num_heads: int = Field(4, ge=1)
     intermediate_size: int = Field(384, ge=8)
-    train_steps: int = Field(300, ge=1)
+    train_steps: int = Field(600, ge=1)
     batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
+    learning_rate: float = Field(2e-3, gt=0)
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self):
@@ -67,13 +67,13 @@ class WorldConfig(_Config):
     """The embedded world: sizes, problem shape, warm-up models and their evaluation."""
 
     seed: int = 0
-    n_train: int = Field(9600, ge=1, description="problems the warm-up models train on")
+    n_train: int = Field(19200, ge=1, description="problems the warm-up models train on")
     n_traces: int = Field(200, ge=1, description="traces exported as the raw trace file for the main loop")
     n_eval: int = Field(500, ge=1, description="held-out problems for greedy evaluation")
     n_sample_traces: int = Field(5, ge=0, description="traces written to the human-readable sample")
     problems: ProblemConfig = ProblemConfig()
     teacher: ModelSpec = ModelSpec()
-    student: ModelSpec = ModelSpec(hidden_size=64, num_layers=2, intermediate_size=192, train_steps=60)
+    student: ModelSpec = ModelSpec(hidden_size=64, num_layers=2, intermediate_size=192, train_steps=150)
     max_new_tokens: int = Field(320, ge=1)
     eval_batch_size: int = Field(100, ge=1)
     checkpoint_dir: str = "data/06_models/checkpoints"

@@ -28,7 +28,7 @@ ITEMS = ("apples", "coins", "cards", "books", "pens", "stamps", "shells", "marbl
 OTHER_ITEMS = ("cats", "chairs", "lamps", "boats", "hats", "kites")
 
 # Openers of segments after the first; each begins with a reflection keyword of the paper's regex.
-STEP_OPENERS = ("Going back to the question,", "Wait, there is more:", "However, the story goes on:")
+STEP_OPENERS = ("Going back to the question:", "Wait, there is more:", "However, the story goes on:")
 CHECK_OPENERS = ("Wait, let me check:", "But wait, is that right?", "But just to be sure:")
 RESTATEMENT_OPENERS = ("Another way to say it:", "Going back over it:", "Trace back:")
 DETOUR_OPENERS = ("Alternatively,", "But alternatively,", "Not sure, but maybe", "Backtrack:")
@@ -214,8 +214,8 @@ def generate_problem(
     trace = _TraceBuilder()
     trace.add(f"{name} starts with {start} {item}.", "necessary")
     for step_index, step in enumerate(steps):
-        event = step.sentence[0].lower() + step.sentence[1:]
-        trace.add(f"{rng.choice(STEP_OPENERS)} {event} {_arithmetic(step)}", "necessary")
+        # The step quotes its question sentence token for token, so a small model can copy it.
+        trace.add(f"{rng.choice(STEP_OPENERS)} {step.sentence} {_arithmetic(step)}", "necessary")
         if rng.random() < check_rate:
             trace.add(f"{rng.choice(CHECK_OPENERS)} {_inverse_check(step)}", "check")
         if step_index < len(steps) - 1 and rng.random() < restatement_rate:

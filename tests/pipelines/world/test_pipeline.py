@@ -9,11 +9,19 @@ from tracesieve.pipelines.world import create_pipeline
 from tracesieve.pipelines.world.nodes import generate_world_tables
 
 
+class _KeptDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so the test can read intermediate outputs afterwards."""
+
+    def _release(self) -> None:
+        pass
+
+
 def _run(world_params):
-    catalog = DataCatalog(
-        {"params:world": MemoryDataset(world_params), "params:world.teacher": MemoryDataset(world_params["teacher"]), "params:world.student": MemoryDataset(world_params["student"])}
-    )
     pipeline = create_pipeline()
+    catalog = DataCatalog({name: _KeptDataset() for name in pipeline.datasets() if not name.startswith("params:")})
+    catalog["params:world"] = MemoryDataset(world_params)
+    for role in ("teacher", "student"):
+        catalog[f"params:world.{role}"] = MemoryDataset(world_params[role])
     SequentialRunner().run(pipeline, catalog)
     return catalog
 
