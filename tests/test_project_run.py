@@ -19,9 +19,10 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A copy of conf/ and pyproject.toml with a tiny world in conf/local, and its own MLflow store."""
+    """A copy of the project with a tiny world in conf/local and its own MLflow store."""
     root = tmp_path_factory.mktemp("project")
     shutil.copy(PROJECT / "pyproject.toml", root)
+    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir()
     params = tiny_world_params(root / "data")
