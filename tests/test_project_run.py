@@ -60,6 +60,10 @@ def test_kedro_run_logs_one_mlflow_run_with_world_and_ingestion_results(project)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Resuming training from" in rerun.stdout + rerun.stderr
 
+    # Any stage runs on its own from the catalog's saved inputs, including the composite from_traces.
+    alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "from_traces"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
+
 
 def test_kedro_viz_build_shows_the_pipelines(project):
     root, env = project

@@ -5,12 +5,13 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """``__default__`` runs everything on the embedded world; ``from_traces`` skips the world.
+    """One pipeline per folder of ``pipelines/``; ``__default__`` runs them all on the embedded world.
 
-    ``from_traces`` is what runs on real trace files and models (``kedro run --env real --pipeline
-    from_traces``): the world would otherwise regenerate synthetic data in their place.
+    ``from_traces`` (every stage but ``world``) is what runs on real trace files and models:
+    ``kedro run --env real --pipeline from_traces``.
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
-    pipelines["from_traces"] = sum((pipe for name, pipe in pipelines.items() if name not in {"world", "__default__"}), Pipeline([]))
+    # from_traces only regroups other stages: leaving it out of the sum keeps each node in once.
+    stages = [pipeline for name, pipeline in pipelines.items() if name != "from_traces"]
+    pipelines["__default__"] = sum(stages, Pipeline([]))
     return pipelines

@@ -90,6 +90,6 @@ def test_world_splits_are_deterministic_and_heldout_questions_are_unseen(tmp_pat
 
 
 def test_too_small_a_world_fails_with_a_clear_message():
-    config = WorldConfig(n_train=1, n_traces=1, n_eval=20000, problems={"min_steps": 1, "max_steps": 1, "max_value": 10, "distractor_rate": 0})
+    config = WorldConfig(n_train=1, n_traces=1, n_eval=6000, problems={"min_steps": 1, "max_steps": 1, "max_value": 10, "distractor_rate": 0})
     with pytest.raises(ValueError, match="too small"):
         generate_world(config)

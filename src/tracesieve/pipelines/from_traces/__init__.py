@@ -1,0 +1,13 @@
+"""Every stage that runs on trace files, without the embedded world: what real data and real models use.
+
+It is a package of its own (not only a sum in the registry) because ``kedro run --pipeline NAME`` imports
+just ``tracesieve.pipelines.NAME``. Each new stage that consumes traces is added to the list below.
+"""
+
+from kedro.pipeline import Pipeline
+
+from tracesieve.pipelines import ingestion
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([ingestion.create_pipeline()])
