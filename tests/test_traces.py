@@ -127,3 +127,11 @@ def test_explicit_format_rejects_records_of_another_format(tmp_path):
     path = _write_jsonl(tmp_path / "a.jsonl", [LIMO, R1])
     traces, rejected = read_traces(path, format="limo")
     assert len(traces) == 1 and list(rejected["reason"]) == ["missing field 'question' (format limo)"]
+
+
+def test_json_with_bad_bytes_rejects_only_the_affected_records(tmp_path):
+    good = json.dumps(LIMO).encode()
+    bad = b'{"question": "caf\xe9", "solution": "x", "answer": "1"}'
+    (tmp_path / "mixed.json").write_bytes(good + b"\n" + bad + b"\n")
+    traces, rejected = read_traces(tmp_path / "mixed.json")
+    assert len(traces) == 1 and list(rejected["kind"]) == ["invalid_utf8"] and list(rejected["line"]) == [2]

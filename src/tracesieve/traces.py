@@ -121,20 +121,17 @@ def _read_json(file: Path) -> Iterator[RawRecord]:
     try:
         document = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        # A JSON document with bad bytes cannot be split into records reliably: read it line by line when
-        # it is JSON Lines in disguise, else reject the file as one record.
-        document = None
+        # Bad bytes: read line by line, so that only the records holding them are rejected.
+        yield from _read_jsonl(file)
+        return
     except json.JSONDecodeError as error:
-        if len([line for line in raw.split(b"\n") if line.strip()]) > 1:
+        if len([line for line in raw.split(b"\n") if line.strip()]) > 1:  # JSON Lines named .json
             yield from _read_jsonl(file)
             return
-        yield RawRecord(
-            str(file), None, None, Rejection("malformed_json", f"malformed JSON: {error.msg} at line {error.lineno}"), _excerpt(raw)
-        )
+        reason = Rejection("malformed_json", f"malformed JSON: {error.msg} at line {error.lineno}")
+        yield RawRecord(str(file), None, None, reason, _excerpt(raw))
         return
-    if document is None:
-        yield from _read_jsonl(file)
-    elif isinstance(document, list):
+    if isinstance(document, list):
         for number, record in enumerate(document, start=1):
             if isinstance(record, dict):
                 yield RawRecord(str(file), number, record, None, _excerpt(json.dumps(record)))
