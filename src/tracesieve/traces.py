@@ -254,6 +254,11 @@ def _extract(record: dict[str, Any], record_format: str) -> tuple[str, str, str,
     return users[0], reasoning, _answer_from(after, "the assistant message after </think>"), None
 
 
+def _require_known_format(format: str, where: str) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"Unknown trace format {format!r}{where}; expected one of {', '.join(FORMATS)}.")
+
+
 def content_trace_id(question: str, reasoning: str, answer: str) -> str:
     """A stable id from the content, so the same trace gets the same id from any file or order."""
     digest = hashlib.sha1("\0".join((question, reasoning, answer)).encode("utf-8")).hexdigest()
@@ -264,8 +269,7 @@ def parse_trace_records(
     records: Iterable[RawRecord], *, format: str = "auto", max_chars: int = 200_000
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Turn raw records into (traces, rejected); every record lands in exactly one of them."""
-    if format not in FORMATS:
-        raise ValueError(f"Unknown trace format {format!r}; expected one of {', '.join(FORMATS)}.")
+    _require_known_format(format, "")
     traces: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     seen_content: dict[tuple[str, str, str], str] = {}
@@ -322,6 +326,5 @@ def read_traces(path: str | Path, format: str = "auto", *, max_chars: int = 200_
     ``traces`` has ``trace_id, question, reasoning, answer, source, line, format``; ``rejected`` has
     ``source, line, reason, excerpt``. A missing path or an unknown format raises an error naming the path.
     """
-    if format not in FORMATS:
-        raise ValueError(f"Unknown trace format {format!r} for {str(path)!r}; expected one of {', '.join(FORMATS)}.")
+    _require_known_format(format, f" for {str(path)!r}")  # before any file is read
     return parse_trace_records(read_raw_records(path), format=format, max_chars=max_chars)

@@ -11,10 +11,6 @@ from tracesieve.world.problems import ROLES, generate_problems
 OPTIONS = dict(min_steps=2, max_steps=4, max_value=30, distractor_rate=0.5, check_rate=0.5, restatement_rate=0.5, detour_rate=0.5)
 
 
-def _value(text: str) -> int:
-    return int(text)
-
-
 def test_same_seed_gives_identical_problems_and_other_seed_differs():
     first = generate_problems(50, seed=7, split="train", **OPTIONS)
     again = generate_problems(50, seed=7, split="train", **OPTIONS)
@@ -48,7 +44,8 @@ def test_roles_and_their_content_are_what_they_claim():
             expected = {"plus": int(a) + int(b), "minus": int(a) - int(b), "times": int(a) * int(b)}[op]
             assert expected == int(result), problem.reasoning
         # The last necessary step computes the answer.
-        last_step = problem.reasoning[problem.segments[roles[::-1].index("necessary") * -1 - 1].start :]
+        last_necessary = max(index for index, role in enumerate(roles) if role == "necessary")
+        last_step = problem.reasoning[problem.segments[last_necessary].start :]
         assert re.search(rf"is {problem.answer}\.", last_step)
     assert seen_roles == set(ROLES)
 
@@ -68,7 +65,7 @@ def test_distractor_spans_are_character_exact_and_irrelevant_to_the_answer():
 
 def test_values_stay_in_range():
     for problem in generate_problems(300, seed=5, split="train", **OPTIONS):
-        numbers = [_value(n) for n in re.findall(r"\d+", problem.reasoning)]
+        numbers = [int(n) for n in re.findall(r"\d+", problem.reasoning)]
         assert min(numbers) >= 0
         assert 0 <= int(problem.answer) <= OPTIONS["max_value"]
 

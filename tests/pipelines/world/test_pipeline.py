@@ -1,6 +1,9 @@
 """The world pipeline end to end on a tiny world, with SequentialRunner over an in-memory catalog."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -58,10 +61,6 @@ def test_bad_world_parameters_fail_before_any_work_naming_the_key(world_params):
 
 
 def test_default_parameters_file_matches_the_schema():
-    import yaml
-
-    from pathlib import Path
-
     params = yaml.safe_load((Path(__file__).parents[3] / "conf/base/parameters_world.yml").read_text())["world"]
     config = WorldConfig.from_params(params, name="world")
     assert config.n_eval >= 500  # the teacher's accuracy is measured on at least 500 held-out problems
