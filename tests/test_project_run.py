@@ -33,7 +33,7 @@ def project(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_kedro_run_logs_one_mlflow_run_with_world_and_ingestion_results(project):
+def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     root, env = project
     result = subprocess.run([str(BIN / "kedro"), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -49,9 +49,24 @@ def test_kedro_run_logs_one_mlflow_run_with_world_and_ingestion_results(project)
     assert 0 <= metrics["teacher.heldout_accuracy"] <= 1 and 0 <= metrics["student.heldout_accuracy"] <= 1
     assert metrics["ingestion.records_read"] == metrics["ingestion.traces_accepted"] == 12
     assert params["world.teacher.hidden_size"] == "32"
+    assert metrics["attribution.traces_attributed"] + metrics.get("attribution.traces_rejected", 0) == 12
+    assert metrics["segmentation.segments"] >= 12
+    assert 0 < metrics["selection.paper.token_share_mean"] <= metrics["selection.all.token_share_mean"] == 1
+    assert 0 <= metrics["planted_roles.auroc_strength_share_necessary_vs_filler"] <= 1
+    assert 0 <= metrics["planted_roles.necessary.selected_share_paper"] <= 1
     client = mlflow.MlflowClient()
-    artifacts = {item.path for folder in ("world", "ingestion", "models/teacher") for item in client.list_artifacts(run.info.run_id, folder)}
+    folders = ("world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "models/teacher")
+    artifacts = {item.path for folder in folders for item in client.list_artifacts(run.info.run_id, folder)}
     assert {"world/world_sample_traces.md", "world/world_problems.parquet", "ingestion/traces.parquet"} <= artifacts
+    assert {
+        "attribution/token_attributions.parquet",
+        "attribution/attribution_diagnostics.csv",
+        "attribution/attribution_rejects.csv",
+        "segmentation/segments.parquet",
+        "selection/segment_metrics.parquet",
+        "selection/selections.parquet",
+        "planted_roles/planted_roles.csv",
+    } <= artifacts
     assert "models/teacher/model.safetensors" in artifacts
     assert (root / "mlflow.db").is_file()  # the run went to the store named by MLFLOW_TRACKING_URI
 
@@ -63,6 +78,9 @@ def test_kedro_run_logs_one_mlflow_run_with_world_and_ingestion_results(project)
     # Any stage runs on its own from the catalog's saved inputs, including the composite from_traces.
     alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "from_traces"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
+    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
+    assert latest.data.metrics["attribution.traces_resumed"] == 12  # the store served every finished trace
+    assert latest.data.metrics.get("attribution.traces_computed", 0) == 0
 
 
 def test_kedro_viz_build_shows_the_pipelines(project):
@@ -71,8 +89,8 @@ def test_kedro_viz_build_shows_the_pipelines(project):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     main = json.loads((root / "build" / "api" / "main").read_text())
     pipelines = {pipeline["id"] for pipeline in main["pipelines"]}
-    assert {"__default__", "world", "ingestion", "from_traces"} <= pipelines
+    assert {"__default__", "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "from_traces"} <= pipelines
     names = {node["name"] for node in main["nodes"]}
-    assert {"generate_world", "ingest_traces"} <= names
+    assert {"generate_world", "ingest_traces", "attribute_trace_tokens", "segment_traces", "select_loss_segments"} <= names
     layers = set(main["layers"])
-    assert {"raw", "intermediate", "models", "reporting"} <= layers
+    assert {"raw", "intermediate", "primary", "feature", "model_input", "models", "reporting"} <= layers

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tracesieve.segmentation import REFLECTION_KEYWORDS
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -84,3 +86,40 @@ class IngestionConfig(_Config):
 
     format: Literal["auto", "limo", "messages", "r1", "world"] = "auto"
     max_chars: int = Field(200_000, ge=1, description="reasoning longer than this is rejected")
+
+
+class AttributionConfig(_Config):
+    """Integrated gradients over every trace (src/tracesieve/attribution.py documents the engine)."""
+
+    steps: int = Field(16, ge=2, description="path points of the quadrature rule (gradient evaluations)")
+    method: Literal[
+        "adaptive", "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "authors_linspace"
+    ] = "adaptive"
+    baseline: Literal["pad", "zero"] | int = "pad"
+    batch_size: int | None = Field(None, ge=1, description="path points per forward/backward; None sizes it by length")
+    gradient_checkpointing: bool = False
+    max_tokens: int = Field(4096, ge=8, description="rendered examples longer than this follow long_trace_policy")
+    long_trace_policy: Literal["skip", "fail"] = Field(
+        "skip", description="skip: the trace goes to attribution_rejects with its length; fail: stop the run"
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+class SegmentationConfig(_Config):
+    """How traces are cut into segments (src/tracesieve/segmentation.py)."""
+
+    method: Literal["reflection_keywords", "paragraph", "sentence"] = "reflection_keywords"
+    keywords: tuple[str, ...] = Field(REFLECTION_KEYWORDS, min_length=1, description="reflection_keywords only")
+
+
+class SelectionConfig(_Config):
+    """The paper's selection rule and its baselines (src/tracesieve/selection.py)."""
+
+    tau: float = Field(0.7, gt=0, le=1, description="cumulative strength share the strongest segments must reach")
+    beta: float = Field(0.8, ge=0, le=1, description="strong segments with consistency above this are dropped")
+    always_keep: tuple[Literal["first", "penultimate", "last"], ...] = ()
+    strategies: tuple[Literal["paper", "all", "strength_only", "consistency_only", "random"], ...] = Field(
+        ("paper", "all", "strength_only", "consistency_only", "random"), min_length=1
+    )
+    seed: int = 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
@@ -15,6 +17,16 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     centre = (p + z**2 / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def auroc(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
+    """Probability that a random positive outscores a random negative, ties counted half (Mann-Whitney U)."""
+    if len(positive_scores) == 0 or len(negative_scores) == 0:
+        return math.nan
+    ranks = pd.Series([*positive_scores, *negative_scores], dtype="float64").rank(method="average")
+    n_positive, n_negative = len(positive_scores), len(negative_scores)
+    u_statistic = ranks.iloc[:n_positive].sum() - n_positive * (n_positive + 1) / 2
+    return float(u_statistic / (n_positive * n_negative))
 
 
 def as_mlflow_metrics(values: Mapping[str, float], step: int = 0) -> dict[str, dict[str, float]]:

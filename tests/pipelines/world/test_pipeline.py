@@ -36,7 +36,7 @@ def test_world_pipeline_produces_tables_tokenizer_models_and_metrics(world_param
     assert problems["split"].value_counts().to_dict() == {"train": 64, "traces": 12, "eval": 10}
     records = catalog.load("raw_traces")
     assert len(records) == 12 and {"segments", "distractors", "reasoning"} <= set(records[0])
-    tokenizer = catalog.load("world_tokenizer")
+    tokenizer = catalog.load("tokenizer")
     assert tokenizer.unk_token_id not in tokenizer(list(problems["reasoning"]))["input_ids"][0]
     for role in ("teacher", "student"):
         metrics = catalog.load(f"{role}.metrics")

@@ -6,8 +6,8 @@ just ``tracesieve.pipelines.NAME``. Each new stage that consumes traces is added
 
 from kedro.pipeline import Pipeline
 
-from tracesieve.pipelines import ingestion
+from tracesieve.pipelines import attribution, ingestion, segmentation, selection
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([ingestion.create_pipeline()])
+    return Pipeline([ingestion.create_pipeline(), attribution.create_pipeline(), segmentation.create_pipeline(), selection.create_pipeline()])

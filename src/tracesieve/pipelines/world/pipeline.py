@@ -17,13 +17,13 @@ def create_warmup_pipeline() -> Pipeline:
         [
             Node(
                 train_warmup_model,
-                inputs=["world_problems", "world_tokenizer", "params:spec", "params:world"],
+                inputs=["world_problems", "tokenizer", "params:spec", "params:world"],
                 outputs=["model", "training_curves", "training_summary"],
                 name="train_warmup_model",
             ),
             Node(
                 evaluate_warmup_model,
-                inputs=["model", "world_tokenizer", "world_problems", "params:world", "training_summary"],
+                inputs=["model", "tokenizer", "world_problems", "params:world", "training_summary"],
                 outputs=["heldout_generations", "metrics"],
                 name="evaluate_warmup_model",
             ),
@@ -40,16 +40,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["world_problems", "world_segments", "world_distractors", "raw_traces", "world_sample_traces"],
                 name="generate_world",
             ),
-            Node(build_world_tokenizer, inputs=["world_problems", "params:world"], outputs="world_tokenizer", name="build_world_tokenizer"),
+            Node(build_world_tokenizer, inputs=["world_problems", "params:world"], outputs="tokenizer", name="build_world_tokenizer"),
             Node(
                 summarize_world,
-                inputs=["world_problems", "world_segments", "world_distractors", "world_tokenizer"],
+                inputs=["world_problems", "world_segments", "world_distractors", "tokenizer"],
                 outputs="world_metrics",
                 name="summarize_world",
             ),
         ]
     )
-    shared = {"world_problems", "world_tokenizer"}
+    shared = {"world_problems", "tokenizer"}
     warmups = [
         Pipeline(
             create_warmup_pipeline(),

@@ -1,0 +1,175 @@
+"""Segment metrics and the selection that decides where the loss goes (DESIGN.md, segment-level SFT, 4-5).
+
+Per segment S of N tokens with signed token attributions a:
+- strength ``sum|a| / sqrt(N)``, and ``strength_share``, the strength normalised to sum 1 within the trace;
+- consistency ``|sum a| / sum|a|`` in [0, 1]: 1 when every token pushes the answer the same way.
+
+The paper's rule sorts segments by share, keeps the smallest prefix whose cumulative share reaches ``tau``
+(the segment that crosses it included), then keeps those of them with consistency <= ``beta``: strong
+segments whose tokens pull both ways, the ones still being worked out. Baselines are named strategies.
+
+Degenerate cases, handled the same way everywhere and flagged in the ``degenerate`` column:
+- ``no_tokens``: a segment with no token of its own (shorter than the token it sits in) has strength 0
+  and consistency 0; it is never selected by strength, and random selection skips it (it costs no budget);
+- ``zero_attribution``: all of a segment's attributions are 0, so its consistency is 0/0, defined as 0;
+- ``zero_trace``: every segment of the trace has strength 0, so shares are undefined: they are set to 0
+  and the strength-based strategies select every segment (no evidence to drop any: full-trace SFT);
+- non-finite attributions are an error naming the trace, never a silent NaN ranking.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+ALWAYS_KEEP_CHOICES = ("first", "penultimate", "last")
+STRATEGIES = ("paper", "all", "strength_only", "consistency_only", "random")
+SEGMENT_METRIC_COLUMNS = [
+    "trace_id",
+    "segment_index",
+    "n_tokens",
+    "attribution_sum",
+    "attribution_abs_sum",
+    "strength",
+    "strength_share",
+    "consistency",
+    "degenerate",
+]
+
+
+def segment_metrics(segment_attributions: Iterable[tuple[str, int, Sequence[float]]]) -> pd.DataFrame:
+    """Strength, share and consistency per segment, from ``(trace_id, segment_index, token_attributions)``.
+
+    Segments of one trace must be given together; shares are normalised within each trace.
+    """
+    rows = []
+    for trace_id, segment_index, attributions in segment_attributions:
+        values = np.asarray(attributions, dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"trace {trace_id!r}, segment {segment_index}: attributions contain NaN or infinity; "
+                "re-run attribution for this trace (e.g. in float32) before selecting"
+            )
+        absolute = float(np.abs(values).sum())
+        signed = float(values.sum())
+        n_tokens = int(values.size)
+        if n_tokens == 0:
+            degenerate = "no_tokens"
+        elif absolute == 0.0:
+            degenerate = "zero_attribution"
+        else:
+            degenerate = ""
+        rows.append(
+            {
+                "trace_id": trace_id,
+                "segment_index": int(segment_index),
+                "n_tokens": n_tokens,
+                "attribution_sum": signed,
+                "attribution_abs_sum": absolute,
+                "strength": absolute / math.sqrt(n_tokens) if n_tokens else 0.0,
+                "consistency": abs(signed) / absolute if absolute > 0 else 0.0,
+                "degenerate": degenerate,
+            }
+        )
+    table = pd.DataFrame(rows, columns=[column for column in SEGMENT_METRIC_COLUMNS if column != "strength_share"])
+    totals = table.groupby("trace_id", sort=False)["strength"].transform("sum")
+    table["strength_share"] = np.where(totals > 0, table["strength"] / totals.where(totals > 0, 1.0), 0.0)
+    table.loc[totals == 0, "degenerate"] = "zero_trace"
+    return table[SEGMENT_METRIC_COLUMNS]
+
+
+def _always_kept(n_segments: int, always_keep: Sequence[str]) -> set[int]:
+    unknown = set(always_keep) - set(ALWAYS_KEEP_CHOICES)
+    if unknown:
+        raise ValueError(f"always_keep accepts {', '.join(ALWAYS_KEEP_CHOICES)}; got {sorted(unknown)}")
+    positions = {"first": 0, "penultimate": n_segments - 2, "last": n_segments - 1}
+    return {positions[name] for name in always_keep if 0 <= positions[name] < n_segments}
+
+
+def _strongest_prefix(metrics: pd.DataFrame, tau: float) -> list[int]:
+    """Segment indices of the smallest strength-sorted prefix whose cumulative share reaches ``tau``."""
+    if (metrics["strength"] <= 0).all():
+        return list(metrics["segment_index"])  # zero_trace: nothing to rank by, keep everything
+    # Stable sort: equal shares keep trace order, so the rule is deterministic.
+    ranked = metrics.sort_values("strength_share", ascending=False, kind="stable")
+    # The tolerance keeps shares that add up to exactly tau from missing it by a rounding error.
+    reached = ranked["strength_share"].cumsum().to_numpy() >= tau - 1e-12
+    crossing = int(np.argmax(reached)) if reached.any() else len(ranked) - 1
+    return [int(index) for index in ranked["segment_index"].iloc[: crossing + 1]]
+
+
+def select_segments(
+    metrics: pd.DataFrame,
+    tau: float = 0.7,
+    beta: float = 0.8,
+    always_keep: Sequence[str] = (),
+    *,
+    strategy: str = "paper",
+) -> list[int]:
+    """Sorted indices of the selected segments of one trace (``metrics``: its rows of ``segment_metrics``).
+
+    ``paper``: strongest prefix reaching ``tau``, then consistency <= ``beta``. ``strength_only``: the
+    prefix alone. ``consistency_only``: every segment with consistency <= ``beta``. ``all``: everything.
+    ``always_keep`` adds the first, penultimate and/or last segments (the authors' code keeps all three).
+    Random selection needs a token budget: see ``select_random_segments``.
+    """
+    if not 0 < tau <= 1:
+        raise ValueError(f"tau must lie in (0, 1], got {tau}")
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta must lie in [0, 1], got {beta}")
+    if metrics["trace_id"].nunique() > 1:
+        raise ValueError("select_segments takes the segments of one trace; group the metrics by trace_id first")
+    indices = set(_always_kept(len(metrics), always_keep))
+    if strategy == "all":
+        indices |= set(metrics["segment_index"])
+    elif strategy == "strength_only":
+        indices |= set(_strongest_prefix(metrics, tau))
+    elif strategy == "paper":
+        # In a zero_trace every consistency is 0, so the filter keeps the whole prefix (every segment).
+        consistent = set(metrics.loc[metrics["consistency"] <= beta, "segment_index"])
+        indices |= set(_strongest_prefix(metrics, tau)) & consistent
+    elif strategy == "consistency_only":
+        indices |= set(metrics.loc[(metrics["consistency"] <= beta) & (metrics["n_tokens"] > 0), "segment_index"])
+    else:
+        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(s for s in STRATEGIES if s != 'random')}")
+    return sorted(int(index) for index in indices)
+
+
+def select_random_segments(
+    metrics: pd.DataFrame, token_budget: int, *, seed: int, always_keep: Sequence[str] = ()
+) -> list[int]:
+    """Random segments of one trace filling ``token_budget`` tokens as closely as possible (seeded).
+
+    ``always_keep`` segments come first and count against the budget. Then segments are drawn in a random
+    order; each is added while the total stays under budget, and the one that would cross it is added only
+    if that lands closer to the budget than stopping short.
+    """
+    kept = _always_kept(len(metrics), always_keep)
+    sizes = dict(zip(metrics["segment_index"].astype(int), metrics["n_tokens"].astype(int), strict=True))
+    total = sum(sizes[index] for index in kept)
+    candidates = sorted(index for index, size in sizes.items() if index not in kept and size > 0)
+    random.Random(seed).shuffle(candidates)
+    for index in candidates:
+        if total >= token_budget:
+            break
+        if total + sizes[index] <= token_budget or (total + sizes[index] - token_budget) < (token_budget - total):
+            kept.add(index)
+            total += sizes[index]
+    return sorted(kept)
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping spans, adjacent ones joined: ``[(0, 5), (5, 9)] -> [(0, 9)]``."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged

@@ -1,0 +1,79 @@
+"""Attributing many traces: every trace attributed or rejected, and a killed run resumes without redoing work."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import tracesieve.attribution as attribution
+from tracesieve.attribution import AttributionStore, attribute_traces
+from tracesieve.config import AttributionConfig, WorldConfig
+from tracesieve.modeling import build_llama
+from tracesieve.world.generate import generate_world
+from tracesieve.world.tokenizer import build_word_tokenizer
+from tests.conftest import tiny_world_params
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    config = WorldConfig.model_validate(tiny_world_params(tmp_path_factory.mktemp("world")))
+    tables = generate_world(config)
+    traces = pd.DataFrame(tables.trace_records)[["trace_id", "question", "reasoning", "answer"]].head(6)
+    tokenizer = build_word_tokenizer([*tables.problems["question"], *tables.problems["reasoning"]], numbers_up_to=50)
+    model = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=512, seed=0)
+    return traces, tokenizer, model.eval()
+
+
+SETTINGS = AttributionConfig(steps=4)
+
+
+def test_a_killed_run_resumes_and_gives_identical_results(world, tmp_path, monkeypatch):
+    traces, tokenizer, model = world
+    uninterrupted = attribute_traces(traces, model, tokenizer, SETTINGS, AttributionStore(tmp_path / "clean")).attributions
+
+    store = AttributionStore(tmp_path / "store")
+    real = attribution.integrated_gradients
+    calls = []
+
+    def crash_on_the_fourth_trace(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attribution, "integrated_gradients", crash_on_the_fourth_trace)
+    with pytest.raises(KeyboardInterrupt):
+        attribute_traces(traces, model, tokenizer, SETTINGS, store)
+    monkeypatch.setattr(attribution, "integrated_gradients", real)
+
+    resumed = attribute_traces(traces, model, tokenizer, SETTINGS, store)
+    assert (resumed.resumed, resumed.computed) == (3, 3)
+    columns = [column for column in uninterrupted.columns if column != "seconds"]
+    pd.testing.assert_frame_equal(
+        resumed.attributions[columns].assign(attributions=lambda t: t["attributions"].map(list)),
+        uninterrupted[columns].assign(attributions=lambda t: t["attributions"].map(list)),
+    )
+    # A finished run found again does no work at all; a changed setting does not reuse stale results.
+    assert attribute_traces(traces, model, tokenizer, SETTINGS, store).computed == 0
+    assert attribute_traces(traces.head(1), model, tokenizer, AttributionConfig(steps=5), store).computed == 1
+
+
+def test_long_traces_follow_the_policy(world):
+    traces, tokenizer, model = world
+    lengths = [len(tokenizer(text)["input_ids"]) for text in traces["reasoning"]]
+    limit = sorted(lengths)[len(lengths) // 2] + 40  # the prompt adds about 40 tokens
+    run = attribute_traces(traces, model, tokenizer, AttributionConfig(steps=2, max_tokens=limit))
+    assert len(run.attributions) + len(run.rejects) == len(traces)
+    assert len(run.rejects) > 0 and set(run.rejects["kind"]) == {"too_long"}
+    assert run.rejects["reason"].str.contains("over attribution.max_tokens").all()
+    with pytest.raises(ValueError, match="long_trace_policy: skip"):
+        attribute_traces(traces, model, tokenizer, AttributionConfig(steps=2, max_tokens=8, long_trace_policy="fail"))
+
+
+def test_records_carry_diagnostics(world):
+    traces, tokenizer, model = world
+    table = attribute_traces(traces.head(2), model, tokenizer, SETTINGS).attributions
+    row = table.iloc[0]
+    assert len(row["attributions"]) == len(row["input_ids"]) == row["n_tokens"] == len(row["token_starts"])
+    assert row["attribution_sum"] == pytest.approx(float(row["attributions"].sum()), rel=1e-4)
+    assert row["completeness_gap"] >= 0 and row["seconds"] > 0

@@ -1,0 +1,104 @@
+"""Segment metrics and the selection rule, on hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from tracesieve.metrics import auroc
+from tracesieve.selection import merge_spans, segment_metrics, select_random_segments, select_segments
+
+
+def _trace(*segments: list[float], trace_id: str = "t") -> pd.DataFrame:
+    return segment_metrics((trace_id, index, values) for index, values in enumerate(segments))
+
+
+def test_metrics_match_the_formulas():
+    table = _trace([3.0, -1.0], [0.5, 0.5, 0.5, 0.5], [])
+    first, second, empty = table.to_dict("records")
+    assert first["strength"] == pytest.approx(4 / math.sqrt(2))
+    assert first["consistency"] == pytest.approx(2 / 4)
+    assert second["strength"] == pytest.approx(2 / 2) and second["consistency"] == pytest.approx(1.0)
+    total = 4 / math.sqrt(2) + 1
+    assert first["strength_share"] == pytest.approx(4 / math.sqrt(2) / total)
+    assert (empty["strength"], empty["consistency"], empty["degenerate"]) == (0.0, 0.0, "no_tokens")
+    assert table["strength_share"].sum() == pytest.approx(1.0)
+
+
+def test_shares_are_normalised_within_each_trace():
+    table = pd.concat([_trace([1.0], [3.0], trace_id="a"), _trace([10.0], trace_id="b")])
+    assert table.groupby("trace_id")["strength_share"].sum().tolist() == pytest.approx([1.0, 1.0])
+
+
+def _shares(shares: list[float], consistency: list[float], tokens: list[int] | None = None) -> pd.DataFrame:
+    count = len(shares)
+    return pd.DataFrame(
+        {
+            "trace_id": ["t"] * count,
+            "segment_index": range(count),
+            "n_tokens": tokens or [10] * count,
+            "strength": shares,
+            "strength_share": shares,
+            "consistency": consistency,
+        }
+    )
+
+
+def test_paper_rule_keeps_the_crossing_segment_then_filters_by_consistency():
+    metrics = _shares([0.1, 0.5, 0.3, 0.1], [0.5, 0.9, 0.2, 0.1])
+    # Sorted: 1 (0.5), 2 (0.8 >= 0.7: crossing, included). Segment 1 is too consistent (0.9 > 0.8).
+    assert select_segments(metrics, strategy="strength_only") == [1, 2]
+    assert select_segments(metrics) == [2]
+    assert select_segments(metrics, beta=0.95) == [1, 2]
+    assert select_segments(metrics, tau=0.9) == [0, 2]  # the crossing segment is 0, first of the 0.1 tie
+    assert select_segments(metrics, strategy="consistency_only") == [0, 2, 3]
+    assert select_segments(metrics, strategy="all") == [0, 1, 2, 3]
+
+
+def test_a_share_that_reaches_tau_exactly_stops_there():
+    metrics = _shares([0.5, 0.2, 0.3], [0.0, 0.0, 0.0])
+    assert select_segments(metrics, tau=0.8) == [0, 2]
+
+
+def test_always_keep_adds_first_penultimate_last():
+    metrics = _shares([0.1, 0.6, 0.2, 0.1], [0.9, 0.1, 0.9, 0.9])
+    assert select_segments(metrics) == [1]
+    assert select_segments(metrics, always_keep=["first", "penultimate", "last"]) == [0, 1, 2, 3]
+    assert select_segments(metrics, always_keep=["last"]) == [1, 3]
+    with pytest.raises(ValueError, match="always_keep accepts"):
+        select_segments(metrics, always_keep=["middle"])
+
+
+def test_degenerate_traces():
+    one = _trace([2.0, 2.0])  # one segment, fully consistent: the paper's rule drops it
+    assert select_segments(one) == []
+    assert select_segments(one, always_keep=["first"]) == [0]
+    zero = _trace([0.0, 0.0], [0.0])  # nothing to rank: every segment kept (full-trace SFT for this trace)
+    assert set(zero["degenerate"]) == {"zero_trace"} and (zero["strength_share"] == 0).all()
+    assert select_segments(zero) == [0, 1]
+    with pytest.raises(ValueError, match="trace 't', segment 1: attributions contain NaN"):
+        _trace([1.0], [float("nan")])
+
+
+def test_random_selection_fills_the_budget_and_is_seeded():
+    metrics = _shares([0.25] * 4, [0.5] * 4, tokens=[10, 20, 30, 40])
+    for seed in range(20):
+        chosen = select_random_segments(metrics, 30, seed=seed)
+        assert chosen == select_random_segments(metrics, 30, seed=seed)
+        tokens = sum([10, 20, 30, 40][index] for index in chosen)
+        assert abs(tokens - 30) <= 10
+    assert len({tuple(select_random_segments(metrics, 30, seed=seed)) for seed in range(20)}) > 1
+    assert select_random_segments(metrics, 0, seed=0, always_keep=["last"]) == [3]
+
+
+def test_merge_spans_joins_adjacent_and_overlapping():
+    assert merge_spans([(5, 9), (0, 5), (12, 14), (13, 20), (3, 3)]) == [(0, 9), (12, 20)]
+
+
+def test_auroc():
+    assert auroc([3, 4], [1, 2]) == 1.0
+    assert auroc([1, 2], [3, 4]) == 0.0
+    assert auroc([1, 2], [1, 2]) == 0.5
+    assert math.isnan(auroc([], [1]))
