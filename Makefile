@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test bench viz mlflow-ui clean-data
+.PHONY: setup run test bench bench-run viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: setup
 	$(BIN)/python -m pip install --quiet gguf
 	test -f data/06_models/teacher/config.json || $(BIN)/kedro run --pipeline world
 	$(BIN)/python benchmarks/ig_bench.py $(ARGS)
+
+# Times the default `kedro run` from scratch on a clean copy of the project (goal: 15 minutes on 2 cores).
+bench-run: setup
+	$(BIN)/python benchmarks/default_run_bench.py $(ARGS)
 
 viz: setup
 	$(BIN)/kedro viz build --include-hooks

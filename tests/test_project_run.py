@@ -24,10 +24,15 @@ def project(tmp_path_factory):
     shutil.copy(PROJECT / "pyproject.toml", root)
     shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    shutil.copytree(PROJECT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (root / "conf" / "local").mkdir()
     params = tiny_world_params(root / "data")
     params["checkpoint_dir"] = "data/06_models/checkpoints"
     (root / "conf" / "local" / "parameters_world.yml").write_text(yaml.safe_dump({"world": params}))
+    fine_tuning = {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1}
+    (root / "conf" / "local" / "parameters_fine_tuning.yml").write_text(yaml.safe_dump({"fine_tuning": fine_tuning}))
+    evaluation = {"max_new_tokens": 24, "batch_size": 5}
+    (root / "conf" / "local" / "parameters_evaluation.yml").write_text(yaml.safe_dump({"evaluation": evaluation}))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "1"}
     return root, env
 
@@ -54,8 +59,22 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert 0 < metrics["selection.paper.token_share_mean"] <= metrics["selection.all.token_share_mean"] == 1
     assert 0 <= metrics["planted_roles.auroc_strength_share_necessary_vs_filler"] <= 1
     assert 0 <= metrics["planted_roles.necessary.selected_share_paper"] <= 1
+    # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
+    supervised = {variant: metrics[f"{variant}.supervised_tokens"] for variant in ("full_sft", "selective_sft", "random_sft")}
+    assert supervised["selective_sft"] < supervised["full_sft"] and supervised["random_sft"] < supervised["full_sft"]
+    assert all(metrics[f"{variant}.train_steps"] == 4 for variant in supervised)
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "selective_sft.train_loss")
+    assert [point.step for point in history] == [1, 2, 3, 4]  # a point per logged step
+    # Evaluation of the base model and every variant, and their problem-by-problem comparison.
+    for model in ("base", *supervised):
+        assert metrics[f"{model}.problems"] == 10
+        assert metrics[f"{model}.accuracy_ci_low"] <= metrics[f"{model}.accuracy"] <= metrics[f"{model}.accuracy_ci_high"]
+    assert "comparison.selective_sft.accuracy_diff_vs_full_sft" in metrics
     client = mlflow.MlflowClient()
-    folders = ("world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "models/teacher")
+    folders = (
+        "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "models/teacher",
+        "models/selective_sft", "evaluation/selective_sft", "fine_tuning/selective_sft", "reporting",
+    )
     artifacts = {item.path for folder in folders for item in client.list_artifacts(run.info.run_id, folder)}
     assert {"world/world_sample_traces.md", "world/world_problems.parquet", "ingestion/traces.parquet"} <= artifacts
     assert {
@@ -66,7 +85,18 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
         "selection/segment_metrics.parquet",
         "selection/selections.parquet",
         "planted_roles/planted_roles.csv",
+        "evaluation/selective_sft/selective_sft_generations.parquet",
+        "fine_tuning/selective_sft/selective_sft_training_log.json",
+        "models/selective_sft/model.safetensors",
+        "reporting/model_comparison.csv",
+        "reporting/summary_report.md",
+        "reporting/attribution_viewer.html",
+        "reporting/accuracy_vs_length.png",
+        "reporting/selection_boundaries.png",
+        "reporting/training_loss.png",
     } <= artifacts
+    report = (root / "data/08_reporting/summary_report.md").read_text()
+    assert "selective_sft versus full_sft: accuracy difference" in report
     assert "models/teacher/model.safetensors" in artifacts
     assert (root / "mlflow.db").is_file()  # the run went to the store named by MLFLOW_TRACKING_URI
 
@@ -81,6 +111,24 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
     assert latest.data.metrics["attribution.traces_resumed"] == 12  # the store served every finished trace
     assert latest.data.metrics.get("attribution.traces_computed", 0) == 0
+    assert latest.data.metrics["selective_sft.supervised_tokens"] == supervised["selective_sft"]
+
+
+@pytest.mark.slow
+def test_exploration_notebook_runs_headless_on_the_last_run(project, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    root, env = project
+    if not (root / "data/08_reporting/model_comparison.csv").is_file():
+        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    notebook = nbformat.read(root / "notebooks" / "explore.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(root / "notebooks")}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+    html = "".join(output.get("data", {}).get("text/html", "") for output in outputs)
+    assert "Attribution viewer" in html and "class='segment selected'" in html and "planted role" in html
+    assert "selective_sft" in html  # the variants' table from MLflow
 
 
 def test_kedro_viz_build_shows_the_pipelines(project):
@@ -89,8 +137,14 @@ def test_kedro_viz_build_shows_the_pipelines(project):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     main = json.loads((root / "build" / "api" / "main").read_text())
     pipelines = {pipeline["id"] for pipeline in main["pipelines"]}
-    assert {"__default__", "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "from_traces"} <= pipelines
+    assert {
+        "__default__", "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "from_traces",
+        "fine_tuning", "evaluation", "reporting",
+    } <= pipelines
     names = {node["name"] for node in main["nodes"]}
     assert {"generate_world", "ingest_traces", "attribute_trace_tokens", "segment_traces", "select_loss_segments"} <= names
+    # Each variant is a collapsible namespace holding its training and its evaluation.
+    assert {"full_sft", "selective_sft", "random_sft", "base", "teacher", "student"} <= set(main["modular_pipelines"])
+    assert main["modular_pipelines"]["selective_sft"]["children"]
     layers = set(main["layers"])
     assert {"raw", "intermediate", "primary", "feature", "model_input", "models", "reporting"} <= layers

@@ -5,7 +5,7 @@ import torch
 from transformers import TrainerCallback
 
 from tracesieve.modeling import build_llama
-from tracesieve.rendering import ANSWER_PREFIX, INSTRUCTION, render_example
+from tracesieve.rendering import ANSWER_PREFIX, INSTRUCTION, render_example, tokenize_with_offsets
 from tracesieve.training import IGNORE_INDEX, CausalLMCollator, TrainingConfig, encode_for_sft, train_causal_lm
 from tracesieve.world.problems import generate_problems
 from tracesieve.world.tokenizer import build_word_tokenizer
@@ -68,14 +68,11 @@ class _KillAfter(TrainerCallback):
             raise KeyboardInterrupt("simulated kill")
 
 
-def _train(tokenizer, problems, output_dir, steps, callbacks=()):
+def _train(tokenizer, problems, output_dir, steps, callbacks=(), **settings):
     model = build_llama(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=512, seed=0)
     examples = [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer) for p in problems]
-    config = TrainingConfig(max_steps=steps, batch_size=8, learning_rate=3e-3, logging_steps=1, save_steps=3, seed=0)
-    history = train_causal_lm(
-        model, examples, config, output_dir=output_dir, pad_token_id=tokenizer.pad_token_id, callbacks=callbacks
-    )
-    return model, history
+    config = TrainingConfig(max_steps=steps, batch_size=8, learning_rate=3e-3, logging_steps=1, save_steps=3, seed=0, **settings)
+    return train_causal_lm(model, examples, config, output_dir=output_dir, pad_token_id=tokenizer.pad_token_id, callbacks=callbacks)
 
 
 def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
@@ -101,3 +98,100 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     assert [entry["step"] for entry in history] == [1, 2, 3, 4, 5, 6]  # the history survives the resume
     for (name, weight), (_, other) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):
         assert torch.allclose(weight, other, atol=1e-6), name
+
+
+def _byte_level_bpe():
+    """A byte-level BPE tokenizer trained here (GPT-2 style): subwords, multi-byte characters, byte offsets."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tracesieve.world.tokenizer import CHAT_TEMPLATE
+
+    corpus = [
+        "Wait, 3 × 4 is 12, so the café has 12 crêpes.",
+        "Alternatively, 12 ÷ 4 = 3. Sometimes abcdefgh appears, abcdefgh again.",
+        "Please reason step by step, and put your final answer within \\boxed{}.",
+        "</think> So, the final answer is \\boxed{12}",
+    ] * 50
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>", "<think>", "</think>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def test_labels_on_a_byte_level_bpe_follow_segment_spans_exactly():
+    tokenizer = _byte_level_bpe()
+    first = "Wait, 3 × 4 is 12, so the café has abcdefgh crêpes."
+    second = "\n\nAlternatively, 12 ÷ 4 = 3."
+    reasoning = first + second
+    example = render_example(tokenizer, "How many?", reasoning, "12")
+    encoded = encode_for_sft(tokenizer, "How many?", reasoning, "12", supervised_spans=[(len(first), len(reasoning))])
+    # Multi-byte characters (×, é, ÷) and merged subwords do not shift the mask by a single token.
+    assert _supervised_text(tokenizer, encoded) == second + example.text[example.reasoning_end :] + tokenizer.eos_token
+
+    # A span that starts inside a token: the token belongs to the span holding its first character.
+    word = first.index("abcdefgh")
+    _, offsets = tokenize_with_offsets(tokenizer, example.text)
+    inside = example.reasoning_start + word + 3
+    straddling = [index for index, (start, end) in enumerate(offsets) if start < inside < end]
+    assert straddling, "the test needs a token that crosses the span start"
+    encoded = encode_for_sft(tokenizer, "How many?", reasoning, "12", supervised_spans=[(word + 3, len(first))])
+    expected = [index for index, (start, _) in enumerate(offsets) if inside <= start < example.reasoning_start + len(first)]
+    expected += [index for index, (start, _) in enumerate(offsets) if start >= example.reasoning_end]
+    supervised = [index for index, label in enumerate(encoded["labels"][:-1]) if label != IGNORE_INDEX]
+    assert supervised == expected and straddling[0] not in supervised
+    assert encoded["labels"][-1] == tokenizer.eos_token_id
+
+
+def test_variant_examples_share_inputs_and_order_and_differ_only_in_labels():
+    import pandas as pd
+
+    from tracesieve.training import selective_sft_examples, supervised_token_count
+
+    tokenizer, problems = _setup(6)
+    traces = pd.DataFrame(
+        {"trace_id": [f"t{i}" for i in range(6)], "question": [p.question for p in problems],
+         "reasoning": [p.reasoning for p in problems], "answer": [p.answer for p in problems]}
+    )
+    rows = []
+    for i, problem in enumerate(problems):
+        whole = [[0, len(problem.reasoning)]]
+        first = [[problem.segments[0].start, problem.segments[0].end]]
+        rows += [{"trace_id": f"t{i}", "strategy": "all", "mask_char_spans": whole}, {"trace_id": f"t{i}", "strategy": "paper", "mask_char_spans": first}]
+    selections = pd.DataFrame(rows).sample(frac=1, random_state=0)  # row order must not matter
+    ids_all, full = selective_sft_examples(tokenizer, traces, selections, "all")
+    ids_paper, selective = selective_sft_examples(tokenizer, traces, selections, "paper")
+    assert ids_all == ids_paper == sorted(ids_all)
+    assert [e["input_ids"] for e in full] == [e["input_ids"] for e in selective]
+    assert supervised_token_count(selective) < supervised_token_count(full)
+    assert full == [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer) for p in problems]
+    with pytest.raises(ValueError, match="no rows for strategy 'random'"):
+        selective_sft_examples(tokenizer, traces, selections, "random")
+    with pytest.raises(ValueError, match="not in the traces table"):
+        selective_sft_examples(tokenizer, traces.iloc[1:], selections, "all")
+
+
+def test_lora_training_returns_a_plain_model_with_changed_weights(tmp_path):
+    from tracesieve.training import LoraSettings
+
+    tokenizer, problems = _setup()
+    before = build_llama(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=512, seed=0)
+    model, history = _train(tokenizer, problems, tmp_path / "lora", steps=4, lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    assert type(model).__name__ == "LlamaForCausalLM"  # merged: saves and loads like any model folder
+    assert not any("lora" in name for name in model.state_dict())
+    changed = [name for name, weight in model.state_dict().items() if not torch.equal(weight, before.state_dict()[name])]
+    assert changed and all("proj" in name for name in changed)  # only adapted projections moved
+    assert len(history) == 4
+
+
+def test_gradient_checkpointing_gives_the_same_weights(tmp_path):
+    tokenizer, problems = _setup()
+    plain, _ = _train(tokenizer, problems, tmp_path / "plain", steps=3)
+    checkpointed, _ = _train(tokenizer, problems, tmp_path / "checkpointed", steps=3, gradient_checkpointing=True)
+    for (name, weight), (_, other) in zip(plain.state_dict().items(), checkpointed.state_dict().items()):
+        assert torch.allclose(weight, other, atol=1e-5), name
+    assert not checkpointed.is_activation_checkpointing

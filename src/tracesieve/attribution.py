@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from tracesieve.config import AttributionConfig
+from tracesieve.modeling import weights_digest
 from tracesieve.rendering import RenderedExample, render_example, tokenize_with_offsets
 
 logger = logging.getLogger(__name__)
@@ -369,9 +370,7 @@ class AttributionStore:
 def attribution_fingerprint(model, tokenizer, settings: dict) -> str:
     """A short hash of everything that shapes a trace's attributions besides the trace itself."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    digest.update(weights_digest(model).encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     digest.update((backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)).encode())
     digest.update((tokenizer.chat_template or "").encode())

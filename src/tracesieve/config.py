@@ -75,7 +75,7 @@ class WorldConfig(_Config):
     n_sample_traces: int = Field(5, ge=0, description="traces written to the human-readable sample")
     problems: ProblemConfig = ProblemConfig()
     teacher: ModelSpec = ModelSpec()
-    student: ModelSpec = ModelSpec(hidden_size=64, num_layers=2, intermediate_size=192, train_steps=150)
+    student: ModelSpec = ModelSpec(train_steps=300)
     max_new_tokens: int = Field(320, ge=1)
     eval_batch_size: int = Field(100, ge=1)
     checkpoint_dir: str = "data/06_models/checkpoints"
@@ -123,3 +123,76 @@ class SelectionConfig(_Config):
         ("paper", "all", "strength_only", "consistency_only", "random"), min_length=1
     )
     seed: int = 0
+
+
+# Which selection strategy's loss mask each fine-tuning variant trains on.
+DEFAULT_VARIANT_STRATEGIES = {
+    "full_sft": "all",
+    "selective_sft": "paper",
+    "random_sft": "random",
+    "strength_only": "strength_only",
+    "consistency_only": "consistency_only",
+}
+
+
+class LoraParams(_Config):
+    """LoRA adapters (peft), merged into the weights after training."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class FineTuningConfig(_Config):
+    """The fine-tuning variants and the optimisation they share (same base model, seed, data order, steps)."""
+
+    variants: tuple[str, ...] = Field(("full_sft", "selective_sft", "random_sft"), min_length=1)
+    strategies: dict[str, Literal["paper", "all", "strength_only", "consistency_only", "random"]] = Field(
+        default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
+        description="variant -> the selection strategy whose loss-mask spans it trains on",
+    )
+    max_steps: int = Field(100, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: str = "cosine"
+    logging_steps: int = Field(5, ge=1)
+    save_steps: int = Field(50, ge=1)
+    seed: int = 0
+    max_length: int | None = Field(None, ge=8, description="longer examples stop the run; None: no limit")
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    lora: LoraParams | None = None
+    checkpoint_dir: str = "data/06_models/checkpoints"
+
+    @model_validator(mode="after")
+    def _variants_have_strategies(self):
+        missing = [variant for variant in self.variants if variant not in self.strategies]
+        if missing:
+            raise ValueError(f"variants {missing} have no entry in strategies (known: {sorted(self.strategies)})")
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"variants are listed twice: {list(self.variants)}")
+        return self
+
+
+class EvaluationConfig(_Config):
+    """Generation and grading on held-out problems."""
+
+    max_new_tokens: int = Field(320, ge=1)
+    batch_size: int = Field(100, ge=1)
+    num_samples: int = Field(1, ge=1, description="1: greedy decoding; more: sampling, accuracy over all samples")
+    temperature: float = Field(0.7, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    pass_at_k: tuple[int, ...] = (1,)
+    seed: int = 0
+    max_problems: int | None = Field(None, ge=1, description="evaluate the first N held-out problems only")
+    reference: str = Field("full_sft", description="the variant every other one is compared with, problem by problem")
+
+
+class ReportingConfig(_Config):
+    """What the report and the attribution viewer show."""
+
+    viewer_traces: int = Field(8, ge=1, description="traces rendered in the HTML attribution viewer")
+    viewer_strategy: str = Field("paper", description="the selection whose flags the viewer shows")

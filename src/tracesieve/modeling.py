@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -43,6 +44,15 @@ def build_llama(
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of parameters, tied weights counted once."""
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of every tensor of the state dict, names included: two models hash equal iff their weights do."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_causal_lm(path: str | Path, *, dtype: str | torch.dtype = "float32", trust_remote_code: bool = False):

@@ -94,12 +94,20 @@ def _strongest_prefix(metrics: pd.DataFrame, tau: float) -> list[int]:
     """Segment indices of the smallest strength-sorted prefix whose cumulative share reaches ``tau``."""
     if (metrics["strength"] <= 0).all():
         return list(metrics["segment_index"])  # zero_trace: nothing to rank by, keep everything
-    # Stable sort: equal shares keep trace order, so the rule is deterministic.
+    # A segment is in the prefix iff the stronger ones before it have not yet reached tau: that keeps the
+    # crossing segment. The tolerance keeps shares that add up to exactly tau from missing it by rounding.
+    before = share_of_stronger_segments(metrics)
+    return [int(index) for index in metrics.loc[before < tau - 1e-12, "segment_index"]]
+
+
+def share_of_stronger_segments(metrics: pd.DataFrame) -> pd.Series:
+    """Per segment of one trace: the summed strength share of the segments ranked above it.
+
+    The paper's strength prefix is exactly the segments where this is below tau, so it is the x axis on
+    which tau is a straight boundary. Ranking is a stable sort: equal shares keep trace order.
+    """
     ranked = metrics.sort_values("strength_share", ascending=False, kind="stable")
-    # The tolerance keeps shares that add up to exactly tau from missing it by a rounding error.
-    reached = ranked["strength_share"].cumsum().to_numpy() >= tau - 1e-12
-    crossing = int(np.argmax(reached)) if reached.any() else len(ranked) - 1
-    return [int(index) for index in ranked["segment_index"].iloc[: crossing + 1]]
+    return ranked["strength_share"].cumsum().shift(fill_value=0.0).reindex(metrics.index)
 
 
 def select_segments(

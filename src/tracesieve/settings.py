@@ -9,6 +9,12 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
+    # An env overrides single keys (world.student.train_steps) without restating the rest of the block.
+    "merge_strategy": {"parameters": "soft"},
     # ${env:NAME,default}: kedro only enables oc.env for credentials; we need it for the tracking URI.
     "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
 }
+
+from tracesieve.hooks import NodeTimingHooks  # noqa: E402
+
+HOOKS = (NodeTimingHooks(),)

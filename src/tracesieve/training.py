@@ -2,7 +2,8 @@
 
 The loss goes where the labels say: the prompt is always masked (-100), the reasoning is supervised on the
 given character spans (all of it by default), and the answer suffix and EOS are always supervised.
-Checkpoints are written to ``output_dir`` so that a killed run resumes where it stopped.
+Checkpoints are written to ``output_dir`` so that a killed run resumes where it stopped. LoRA goes through
+peft and is merged back after training, so every trained model is a plain model folder.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
@@ -37,6 +39,19 @@ class TrainingConfig:
     save_steps: int = 200
     group_by_length: bool = True  # batches of similar lengths waste less compute on padding
     seed: int = 0
+    bf16: bool = False  # mixed precision (autocast); for GPUs with bf16 support
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more time
+    lora: LoraSettings | None = None
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """Low-rank adapters through peft; merged into the weights when training ends."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def encode_for_sft(
@@ -94,6 +109,55 @@ class CausalLMCollator:
         return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
 
+def supervised_token_count(examples: Sequence[dict[str, list[int]]]) -> int:
+    """Tokens that carry loss (labels other than -100), EOS included."""
+    return sum(sum(label != IGNORE_INDEX for label in example["labels"]) for example in examples)
+
+
+def selective_sft_examples(
+    tokenizer, traces: pd.DataFrame, selections: pd.DataFrame, strategy: str, *, max_length: int | None = None
+) -> tuple[list[str], list[dict[str, list[int]]]]:
+    """Encoded examples supervised on one selection strategy's loss-mask spans; returns (trace ids, examples).
+
+    Every strategy covers the same traces in the same order (those with a selection), so variants differ
+    only in their labels. A trace whose selection is empty still supervises its answer and EOS.
+    """
+    chosen = selections[selections["strategy"] == strategy]
+    if chosen.empty:
+        present = sorted(selections["strategy"].unique())
+        raise ValueError(f"selections have no rows for strategy {strategy!r} (present: {present}); add it to selection.strategies")
+    if chosen["trace_id"].duplicated().any():
+        raise ValueError(f"selections hold several rows per trace for strategy {strategy!r}")
+    merged = chosen.merge(traces, on="trace_id", how="left", validate="one_to_one", indicator=True)
+    missing = merged.loc[merged["_merge"] != "both", "trace_id"].tolist()
+    if missing:
+        raise ValueError(f"{len(missing)} selected traces are not in the traces table, e.g. {missing[:3]}; re-run ingestion and selection")
+    merged = merged.sort_values("trace_id", kind="stable")
+    examples = [
+        encode_for_sft(
+            tokenizer,
+            row.question,
+            row.reasoning,
+            row.answer,
+            supervised_spans=[tuple(span) for span in row.mask_char_spans],
+            max_length=max_length,
+        )
+        for row in merged.itertuples(index=False)
+    ]
+    return merged["trace_id"].tolist(), examples
+
+
+def _with_lora(model, settings: LoraSettings):
+    from peft import LoraConfig, get_peft_model  # optional at import time: only LoRA runs need peft
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [name for name in settings.target_modules if name in present]
+    if not targets:
+        raise ValueError(f"none of the LoRA target modules {list(settings.target_modules)} exist in {type(model).__name__}")
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
 def train_causal_lm(
     model,
     examples: Sequence[dict[str, list[int]]],
@@ -102,13 +166,16 @@ def train_causal_lm(
     output_dir: str | Path,
     pad_token_id: int,
     callbacks: Sequence[TrainerCallback] = (),
-) -> list[dict[str, float]]:
-    """Train ``model`` in place on encoded ``examples``; returns the logged loss history.
+):
+    """Train ``model`` on encoded ``examples``; returns (the trained model, the logged loss history).
 
-    Resumes from the last checkpoint in ``output_dir`` if there is one, so a run killed mid-way redoes
-    at most ``save_steps`` steps; a finished run found there does no steps at all.
+    Without LoRA the model is trained in place and returned; with LoRA the adapters are merged and the
+    merged plain model is returned. Resumes from the last checkpoint in ``output_dir`` if there is one, so
+    a run killed mid-way redoes at most ``save_steps`` steps; a finished run found there does no steps.
     """
     output_dir = Path(output_dir)
+    if config.lora is not None:
+        model = _with_lora(model, config.lora)
     output_dir.mkdir(parents=True, exist_ok=True)
     arguments = TrainingArguments(
         output_dir=str(output_dir),
@@ -129,6 +196,8 @@ def train_causal_lm(
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=False,
+        bf16=config.bf16,
+        activation_checkpointing=config.gradient_checkpointing,
     )
     trainer = Trainer(
         model=model,
@@ -141,10 +210,15 @@ def train_causal_lm(
     if last_checkpoint:
         logger.info("Resuming training from %s", last_checkpoint)
     trainer.train(resume_from_checkpoint=last_checkpoint)
+    if config.lora is not None:
+        model = model.merge_and_unload()
+    if config.gradient_checkpointing and hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()  # generation after training should not pay for it
     model.eval()
     # The state's log history includes what a resumed-from checkpoint had logged before the crash.
-    return [
+    history = [
         {"step": entry["step"], "loss": float(entry["loss"]), "learning_rate": float(entry.get("learning_rate", math.nan))}
         for entry in trainer.state.log_history
         if "loss" in entry
     ]
+    return model, history

@@ -6,8 +6,9 @@ just ``tracesieve.pipelines.NAME``. Each new stage that consumes traces is added
 
 from kedro.pipeline import Pipeline
 
-from tracesieve.pipelines import attribution, ingestion, segmentation, selection
+from tracesieve.pipelines import attribution, evaluation, fine_tuning, ingestion, reporting, segmentation, selection
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([ingestion.create_pipeline(), attribution.create_pipeline(), segmentation.create_pipeline(), selection.create_pipeline()])
+    stages = [ingestion, attribution, segmentation, selection, fine_tuning, evaluation]
+    return Pipeline([stage.create_pipeline() for stage in stages] + [reporting.create_pipeline(planted_roles=False)])

@@ -34,6 +34,19 @@ def generate_world_tables(world_params: dict[str, Any]) -> tuple[pd.DataFrame, p
     return tables.problems, tables.segments, tables.distractors, tables.trace_records, sample
 
 
+def export_eval_problems(world_problems: pd.DataFrame) -> pd.DataFrame:
+    """The held-out split as the evaluation table every model is graded on (a real env points at a file)."""
+    held_out = world_problems[world_problems["split"] == "eval"]
+    return pd.DataFrame(
+        {
+            "problem_id": held_out["trace_id"].to_numpy(),
+            "question": held_out["question"].to_numpy(),
+            "answer": held_out["answer"].astype(str).to_numpy(),
+            "has_distractor": held_out["has_distractor"].to_numpy(),
+        }
+    )
+
+
 def build_world_tokenizer(world_problems: pd.DataFrame, world_params: dict[str, Any]):
     """A word-level tokenizer covering every word the world writes and every number it can produce."""
     config = WorldConfig.from_params(world_params, name="world")
@@ -81,7 +94,7 @@ def train_warmup_model(
         seed=config.seed,
     )
     started = time.perf_counter()
-    history = train_causal_lm(
+    model, history = train_causal_lm(
         model, examples, training, output_dir=_checkpoint_dir(config, spec, len(tokenizer)), pad_token_id=tokenizer.pad_token_id
     )
     seconds = time.perf_counter() - started

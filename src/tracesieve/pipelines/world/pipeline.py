@@ -5,6 +5,7 @@ from kedro.pipeline import Node, Pipeline
 from tracesieve.pipelines.world.nodes import (
     build_world_tokenizer,
     evaluate_warmup_model,
+    export_eval_problems,
     generate_world_tables,
     summarize_world,
     train_warmup_model,
@@ -40,6 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["world_problems", "world_segments", "world_distractors", "raw_traces", "world_sample_traces"],
                 name="generate_world",
             ),
+            Node(export_eval_problems, inputs="world_problems", outputs="eval_problems", name="export_eval_problems"),
             Node(build_world_tokenizer, inputs=["world_problems", "params:world"], outputs="tokenizer", name="build_world_tokenizer"),
             Node(
                 summarize_world,

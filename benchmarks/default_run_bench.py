@@ -1,0 +1,70 @@
+"""Time the default ``kedro run`` from scratch, as a new user runs it, on a clean copy of the project.
+
+Copies src/, conf/ (without conf/local) and pyproject.toml into a temporary folder, runs ``kedro run``
+there with its own MLflow store, and writes the wall time and each node's seconds (from the run's
+``node_seconds.*`` metrics) to ``benchmarks/results/default_run.json``. The goal (issue 4): the default
+run, world included, within 15 minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_SECONDS = 15 * 60
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/default_run.json")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project for inspection")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tracesieve-run-"))
+    shutil.copy(ROOT / "pyproject.toml", work)
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "conf", work / "conf", ignore=shutil.ignore_patterns("local"))
+    (work / "conf" / "local").mkdir()
+    tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "KEDRO_DISABLE_TELEMETRY": "1"}
+    kedro = str(Path(sys.executable).parent / "kedro")
+    print(f"kedro run in {work} ...", flush=True)
+    started = time.perf_counter()
+    result = subprocess.run([kedro, "run"], cwd=work, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        sys.exit(f"kedro run failed after {wall:.0f} s:\n{result.stderr[-4000:]}")
+
+    mlflow.set_tracking_uri(tracking_uri)
+    run = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")[0]
+    nodes = {name.removeprefix("node_seconds."): value for name, value in run.data.metrics.items() if name.startswith("node_seconds.")}
+    summary = {
+        "benchmark": "default kedro run from scratch (world, attribution, segmentation, selection, fine-tuning, evaluation, reporting)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "wall_seconds": wall,
+        "budget_seconds": BUDGET_SECONDS,
+        "within_budget": wall <= BUDGET_SECONDS,
+        "node_seconds": dict(sorted(nodes.items(), key=lambda item: -item[1])),
+        "metrics": {name: value for name, value in run.data.metrics.items() if name.endswith(("accuracy", "mean_response_tokens"))},
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({key: summary[key] for key in ("wall_seconds", "within_budget")}, indent=2))
+    if not args.keep:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

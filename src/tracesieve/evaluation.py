@@ -1,0 +1,115 @@
+"""Grading and scoring of generated answers: math-verify equivalence, accuracy with intervals, pass@k.
+
+A completion's answer is the content of its last complete ``\\boxed{}`` (``answers.last_boxed``); it is
+correct when math-verify finds it mathematically equivalent to the gold answer (``1/2``, ``0.5`` and
+``\\frac{1}{2}`` are one answer). Scores count every sample: the authors' evaluation graded only the first
+of n samples, which overstates a sampled model's accuracy whenever the first sample is its best.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from math_verify import parse, verify
+
+from tracesieve.answers import last_boxed
+from tracesieve.metrics import wilson_interval
+
+Z_95 = 1.959964
+
+
+@lru_cache(maxsize=65536)
+def _parsed(answer: str):
+    # Wrapped in $...$ so math-verify reads the bare answer as LaTeX; cached: the gold side repeats a lot.
+    return tuple(parse(f"${answer}$"))
+
+
+def answers_equivalent(predicted: str, gold: str) -> bool:
+    """True when ``predicted`` and ``gold`` are the same mathematical object (math-verify), or the same string."""
+    if predicted.replace(" ", "") == gold.replace(" ", ""):
+        return True
+    gold_parsed, predicted_parsed = _parsed(gold), _parsed(predicted)
+    if not gold_parsed or not predicted_parsed:
+        return False
+    return bool(verify(list(gold_parsed), list(predicted_parsed)))
+
+
+def is_correct(completion: str, gold: str) -> bool:
+    """Whether the last boxed answer of ``completion`` is mathematically equivalent to ``gold``.
+
+    No box (or only an unclosed one, as in a truncated generation) is wrong, whatever the text says.
+    """
+    predicted = last_boxed(completion)
+    return predicted is not None and answers_equivalent(predicted, gold)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (Chen et al., 2021)."""
+    if not 0 < k <= n:
+        raise ValueError(f"pass@{k} needs 1 <= k <= n samples, got n={n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def accuracy_interval(correct: pd.Series, problem_ids: pd.Series) -> tuple[float, float]:
+    """95% interval of the accuracy over problems.
+
+    One sample per problem: Wilson's interval. Several: samples of one problem are not independent, so the
+    interval is the normal one over per-problem mean accuracies (the problem is the unit that is sampled).
+    """
+    per_problem = correct.astype(float).groupby(problem_ids.to_numpy()).mean()
+    if len(per_problem) == len(correct):
+        return wilson_interval(int(correct.sum()), len(correct))
+    half = Z_95 * per_problem.std(ddof=1) / math.sqrt(len(per_problem)) if len(per_problem) > 1 else math.nan
+    return max(0.0, per_problem.mean() - half), min(1.0, per_problem.mean() + half)
+
+
+def summarize_generations(generations: pd.DataFrame, pass_ks: Sequence[int] = (1,)) -> dict[str, float]:
+    """Accuracy (over all samples) with its 95% interval, pass@k, response lengths and the truncated share.
+
+    ``generations`` has one row per sample: ``problem_id``, ``correct``, ``n_tokens``, ``truncated``, and
+    optionally ``has_distractor``.
+    """
+    if generations.empty:
+        raise ValueError("no generations to summarize")
+    low, high = accuracy_interval(generations["correct"], generations["problem_id"])
+    per_problem = generations.groupby("problem_id", sort=False)["correct"].agg(["size", "sum"])
+    summary = {
+        "accuracy": float(generations["correct"].mean()),
+        "accuracy_ci_low": low,
+        "accuracy_ci_high": high,
+        "problems": float(len(per_problem)),
+        "samples_per_problem": float(per_problem["size"].min()),
+        "mean_response_tokens": float(generations["n_tokens"].mean()),
+        "median_response_tokens": float(generations["n_tokens"].median()),
+        "truncated_share": float(generations["truncated"].mean()),
+    }
+    for k in pass_ks:
+        if k <= per_problem["size"].min():
+            summary[f"pass_at_{k}"] = float(np.mean([pass_at_k(int(n), int(c), k) for n, c in per_problem.itertuples(index=False)]))
+    if "has_distractor" in generations:
+        for flag, name in ((True, "with_distractor"), (False, "without_distractor")):
+            subset = generations.loc[generations["has_distractor"] == flag, "correct"]
+            if len(subset):
+                summary[f"accuracy_{name}"] = float(subset.mean())
+    return summary
+
+
+def paired_difference(values: pd.Series, reference: pd.Series) -> tuple[float, float, float]:
+    """Mean of ``values - reference`` over the same problems, with a 95% normal interval.
+
+    Both series are indexed by problem; pairing removes the between-problem variance, which is most of it
+    when two variants of one model answer the same problems.
+    """
+    joined = pd.concat({"values": values, "reference": reference}, axis=1, join="inner")
+    if joined.empty:
+        raise ValueError("the two variants share no problems")
+    difference = joined["values"] - joined["reference"]
+    mean = float(difference.mean())
+    half = Z_95 * float(difference.std(ddof=1)) / math.sqrt(len(difference)) if len(difference) > 1 else math.nan
+    return mean, mean - half, mean + half

@@ -1,0 +1,91 @@
+"""Nodes of the ``reporting`` pipeline: viewer, figures and summary report, all logged to MLflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from tracesieve.config import EvaluationConfig, ReportingConfig, SelectionConfig
+from tracesieve.reporting import (
+    attribution_viewer_html,
+    plot_accuracy_vs_length,
+    plot_selection_boundaries,
+    plot_training_loss,
+    summary_report_markdown,
+)
+from tracesieve.world.roles import planted_role_of_segments
+
+FIGURES = {
+    "Accuracy versus response length": "accuracy_vs_length.png",
+    "Segment selection boundaries": "selection_boundaries.png",
+    "Training loss": "training_loss.png",
+}
+
+
+def _roles(segment_metrics: pd.DataFrame, world_segments: pd.DataFrame | None) -> pd.Series | None:
+    return None if world_segments is None else planted_role_of_segments(segment_metrics, world_segments)
+
+
+def render_attribution_viewer(
+    traces: pd.DataFrame,
+    segment_metrics: pd.DataFrame,
+    selections: pd.DataFrame,
+    reporting_params: dict[str, Any],
+    world_segments: pd.DataFrame | None = None,
+) -> str:
+    """The HTML viewer for the first ``viewer_traces`` attributed traces (in trace order)."""
+    config = ReportingConfig.from_params(reporting_params, name="reporting")
+    chosen = selections[selections["strategy"] == config.viewer_strategy]
+    if chosen.empty:
+        raise ValueError(f"reporting.viewer_strategy {config.viewer_strategy!r} is not among the selection strategies")
+    segment_metrics = segment_metrics.reset_index(drop=True)
+    trace_ids = list(dict.fromkeys(segment_metrics["trace_id"]))[: config.viewer_traces]
+    return attribution_viewer_html(
+        traces,
+        segment_metrics,
+        dict(zip(chosen["trace_id"], chosen["selected_segments"].map(list), strict=True)),
+        trace_ids,
+        strategy=config.viewer_strategy,
+        roles=_roles(segment_metrics, world_segments),
+    )
+
+
+def draw_figures(
+    model_comparison: pd.DataFrame,
+    segment_metrics: pd.DataFrame,
+    selection_params: dict[str, Any],
+    world_segments: pd.DataFrame | None = None,
+    **training_logs: dict,
+):
+    """Accuracy versus length, the selection boundaries and the training loss curves."""
+    selection = SelectionConfig.from_params(selection_params, name="selection")
+    segment_metrics = segment_metrics.reset_index(drop=True)
+    histories = {name.removesuffix("_training_log"): log["history"] for name, log in training_logs.items()}
+    return (
+        plot_accuracy_vs_length(model_comparison),
+        plot_selection_boundaries(segment_metrics, selection.tau, selection.beta, _roles(segment_metrics, world_segments)),
+        plot_training_loss(histories),
+    )
+
+
+def write_summary_report(
+    model_comparison: pd.DataFrame,
+    selections: pd.DataFrame,
+    evaluation_params: dict[str, Any],
+    planted_role_table: pd.DataFrame | None = None,
+) -> str:
+    """The Markdown report: comparison and verdicts, selection budgets per strategy, planted roles, figures."""
+    evaluation = EvaluationConfig.from_params(evaluation_params, name="evaluation")
+    budgets = (
+        selections.assign(token_share=selections["selected_tokens"] / selections["reasoning_tokens"].clip(lower=1))
+        .groupby("strategy", as_index=False)
+        .agg(traces=("trace_id", "size"), selected_tokens=("selected_tokens", "sum"), token_share_mean=("token_share", "mean"))
+    )
+    return summary_report_markdown(
+        model_comparison,
+        reference=evaluation.reference,
+        figures=FIGURES,
+        selection_table=budgets,
+        planted_roles=planted_role_table,
+    )

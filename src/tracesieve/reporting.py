@@ -1,0 +1,220 @@
+"""What a researcher looks at: the attribution viewer, the figures and the summary report.
+
+Framework-free: DataFrames in, HTML / matplotlib figures / Markdown out, so a notebook renders the same
+viewer inline that the pipeline logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are files, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from tracesieve.selection import share_of_stronger_segments  # noqa: E402
+
+ROLE_COLOURS = {
+    "necessary": "#1b9e77",
+    "final": "#7570b3",
+    "check": "#e6ab02",
+    "restatement": "#d95f02",
+    "detour": "#e7298a",
+}
+
+_VIEWER_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }
+.trace { border: 1px solid #ccc; border-radius: 6px; padding: 1rem; margin-bottom: 1.5rem; }
+.reasoning { white-space: pre-wrap; line-height: 1.6; font-family: ui-monospace, monospace; font-size: 0.9rem; }
+.segment { border-radius: 3px; padding: 0 1px; }
+.segment.selected { outline: 2px solid #2060c0; }
+table { border-collapse: collapse; font-size: 0.85rem; margin-top: 0.8rem; }
+td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
+td.text { text-align: left; max-width: 30rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.legend { font-size: 0.85rem; color: #555; }
+"""
+
+
+def attribution_viewer_html(
+    traces: pd.DataFrame,
+    segment_metrics: pd.DataFrame,
+    selected: Mapping[str, Sequence[int]],
+    trace_ids: Sequence[str],
+    *,
+    strategy: str,
+    roles: pd.Series | None = None,
+) -> str:
+    """A self-contained HTML page: each trace's reasoning coloured by segment strength share.
+
+    Darker red means a larger share of the trace's attribution strength; a blue outline marks the segments
+    ``strategy`` selected. Hovering shows strength share, consistency and (in the embedded world) the planted
+    role; a table under each trace lists the same per segment. ``roles`` is indexed like ``segment_metrics``.
+    """
+    by_trace = dict(tuple(segment_metrics.groupby("trace_id", sort=False)))
+    texts = traces.set_index("trace_id")
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>TraceSieve attribution viewer</title>",
+        f"<style>{_VIEWER_STYLE}</style></head><body><h1>Attribution viewer</h1>",
+        f"<p class='legend'>Background: segment strength share (darker = more of the trace's attribution). "
+        f"Blue outline: selected by <b>{html.escape(strategy)}</b>. Hover a segment for its numbers.</p>",
+    ]
+    for trace_id in trace_ids:
+        if trace_id not in by_trace or trace_id not in texts.index:
+            raise ValueError(f"trace {trace_id!r} has no segment metrics or no text; pick an attributed trace")
+        trace = texts.loc[trace_id]
+        segments = by_trace[trace_id].sort_values("segment_index")
+        chosen = set(selected.get(trace_id, ()))
+        top = max(float(segments["strength_share"].max()), 1e-12)
+        spans, rows = [], []
+        for index, segment in segments.iterrows():
+            role = roles.loc[index] if roles is not None else None
+            text = trace["reasoning"][int(segment["char_start"]) : int(segment["char_end"])]
+            alpha = float(segment["strength_share"]) / top
+            tip = f"segment {int(segment['segment_index'])}: strength share {segment['strength_share']:.3f}, consistency {segment['consistency']:.3f}"
+            tip += f", {'selected' if segment['segment_index'] in chosen else 'not selected'}" + (f", role {role}" if role else "")
+            css = "segment selected" if segment["segment_index"] in chosen else "segment"
+            spans.append(
+                f"<span class='{css}' style='background: rgba(214, 39, 40, {0.08 + 0.6 * alpha:.3f})' "
+                f"title='{html.escape(tip, quote=True)}'>{html.escape(text)}</span>"
+            )
+            rows.append(
+                f"<tr><td>{int(segment['segment_index'])}</td><td>{segment['strength_share']:.3f}</td>"
+                f"<td>{segment['consistency']:.3f}</td><td>{'yes' if segment['segment_index'] in chosen else ''}</td>"
+                + (f"<td>{html.escape(str(role))}</td>" if roles is not None else "")
+                + f"<td class='text'>{html.escape(text[:80])}</td></tr>"
+            )
+        role_header = "<th>planted role</th>" if roles is not None else ""
+        parts.append(
+            f"<div class='trace'><h2>{html.escape(str(trace_id))}</h2>"
+            f"<p><b>Question:</b> {html.escape(trace['question'])}<br><b>Answer:</b> {html.escape(str(trace['answer']))}</p>"
+            f"<div class='reasoning'>{''.join(spans)}</div>"
+            f"<table><tr><th>segment</th><th>strength share</th><th>consistency</th><th>selected</th>{role_header}<th>text</th></tr>"
+            f"{''.join(rows)}</table></div>"
+        )
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def plot_accuracy_vs_length(comparison: pd.DataFrame):
+    """Accuracy (95% interval) against mean response length, one point per model."""
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    for row in comparison.itertuples(index=False):
+        error = [[row.accuracy - row.accuracy_ci_low], [row.accuracy_ci_high - row.accuracy]]
+        axes.errorbar(row.mean_response_tokens, row.accuracy, yerr=error, fmt="o", capsize=4)
+        axes.annotate(row.model, (row.mean_response_tokens, row.accuracy), textcoords="offset points", xytext=(6, 4))
+    axes.set_xlabel("mean response length (tokens)")
+    axes.set_ylabel("accuracy (95% interval)")
+    axes.set_title("Accuracy versus response length")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def plot_selection_boundaries(segment_metrics: pd.DataFrame, tau: float, beta: float, roles: pd.Series | None = None):
+    """Every segment at (share of stronger segments in its trace, consistency), with tau and beta drawn.
+
+    On these axes the paper's rule is a rectangle: x < tau (the strength prefix, crossing segment
+    included) and y <= beta. Points are coloured by planted role where the world provides one.
+    """
+    before = pd.concat([share_of_stronger_segments(group) for _, group in segment_metrics.groupby("trace_id", sort=False)])
+    points = segment_metrics.assign(share_before=before.reindex(segment_metrics.index))
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    if roles is None:
+        axes.scatter(points["share_before"], points["consistency"], s=10, alpha=0.6)
+    else:
+        for role, group in points.groupby(roles.reindex(points.index).to_numpy()):
+            axes.scatter(group["share_before"], group["consistency"], s=10, alpha=0.6, label=role, color=ROLE_COLOURS.get(role))
+        axes.legend(title="planted role", fontsize=8)
+    axes.axvline(tau, color="black", linestyle="--", linewidth=1)
+    axes.axhline(beta, color="black", linestyle=":", linewidth=1)
+    axes.text(tau, 1.02, f" tau = {tau}", fontsize=8)
+    axes.text(0.0, beta + 0.01, f"beta = {beta}", fontsize=8)
+    axes.set_xlabel("strength share of the stronger segments of the trace")
+    axes.set_ylabel("direction consistency")
+    axes.set_title("Segment selection: selected = left of tau and below beta")
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_ylim(-0.02, 1.08)
+    figure.tight_layout()
+    return figure
+
+
+def plot_training_loss(histories: Mapping[str, Sequence[Mapping[str, float]]]):
+    """Training loss per step, one line per variant (losses are over each variant's own supervised tokens)."""
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    for name, history in histories.items():
+        if history:
+            axes.plot([entry["step"] for entry in history], [entry["loss"] for entry in history], label=name)
+    axes.set_xlabel("step")
+    axes.set_ylabel("training loss (supervised tokens)")
+    axes.set_title("Training loss")
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def _interval(mean: float, low: float, high: float, digits: int = 3) -> str:
+    if any(isinstance(value, float) and math.isnan(value) for value in (mean, low, high)):
+        return "n/a"
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def verdict(comparison: pd.DataFrame, candidate: str, reference: str) -> str:
+    """One honest sentence: does ``candidate`` beat ``reference`` in accuracy and length, given the intervals?"""
+    row = comparison.set_index("model").loc[candidate]
+    accuracy = (row[f"accuracy_diff_vs_{reference}"], row["accuracy_diff_ci_low"], row["accuracy_diff_ci_high"])
+    length = (row[f"mean_response_tokens_diff_vs_{reference}"], row["mean_response_tokens_diff_ci_low"], row["mean_response_tokens_diff_ci_high"])
+
+    def direction(low: float, high: float, better_if_positive: bool) -> str:
+        if low > 0:
+            return "better" if better_if_positive else "worse"
+        if high < 0:
+            return "worse" if better_if_positive else "better"
+        return "not distinguishable"
+
+    return (
+        f"{candidate} versus {reference}: accuracy difference {_interval(*accuracy)} "
+        f"({direction(accuracy[1], accuracy[2], True)}); mean response length difference "
+        f"{_interval(*length, digits=1)} tokens ({direction(length[1], length[2], False)})."
+    )
+
+
+def summary_report_markdown(
+    comparison: pd.DataFrame,
+    *,
+    reference: str,
+    figures: Mapping[str, str],
+    selection_table: pd.DataFrame | None = None,
+    planted_roles: pd.DataFrame | None = None,
+) -> str:
+    """The run's report: comparison table, verdicts against the reference, selection budgets, figures."""
+    columns = [
+        column
+        for column in (
+            "model", "strategy", "supervised_tokens", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+            "mean_response_tokens", "median_response_tokens", "truncated_share",
+        )
+        if column in comparison
+    ]
+    lines = [
+        "# TraceSieve run report",
+        "",
+        "## Models on the held-out problems",
+        "",
+        comparison[columns].to_markdown(index=False, floatfmt=".3f"),
+        "",
+        f"Differences are problem by problem against `{reference}`, with 95% intervals:",
+        "",
+    ]
+    lines += [f"- {verdict(comparison, name, reference)}" for name in comparison["model"] if name != reference]
+    if selection_table is not None:
+        lines += ["", "## Selection budgets", "", selection_table.to_markdown(index=False, floatfmt=".3f")]
+    if planted_roles is not None:
+        lines += ["", "## Attribution against the planted roles", "", planted_roles.to_markdown(index=False, floatfmt=".3f")]
+    lines += ["", "## Figures", ""]
+    lines += [f"### {title}\n\n![{title}]({path})\n" for title, path in figures.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""The attribution viewer, the figures' claims and the report's verdicts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tracesieve.reporting import (
+    attribution_viewer_html,
+    plot_selection_boundaries,
+    summary_report_markdown,
+    verdict,
+)
+from tracesieve.selection import segment_metrics, select_segments, share_of_stronger_segments
+
+
+def _metrics(seed=0, traces=30):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for trace in range(traces):
+        for segment in range(int(rng.integers(1, 7))):
+            rows.append((f"t{trace}", segment, rng.normal(size=int(rng.integers(1, 9))) * rng.exponential()))
+    return segment_metrics(rows)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_paper_selection_is_the_rectangle_the_boundary_plot_draws(seed):
+    metrics = _metrics(seed)
+    for _, trace in metrics.groupby("trace_id"):
+        before = share_of_stronger_segments(trace)
+        inside = trace.loc[(before < 0.7 - 1e-12) & (trace["consistency"] <= 0.8), "segment_index"]
+        assert select_segments(trace, 0.7, 0.8) == sorted(inside.astype(int))
+
+
+def test_boundary_plot_draws_tau_and_beta():
+    figure = plot_selection_boundaries(_metrics().reset_index(drop=True), tau=0.6, beta=0.75)
+    axes = figure.axes[0]
+    lines = {(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in axes.get_lines()}
+    assert ((0.6, 0.6), (0, 1)) in lines and ((0, 1), (0.75, 0.75)) in lines
+    assert len(axes.collections[0].get_offsets()) == len(_metrics())
+
+
+def test_viewer_shows_every_segment_with_its_numbers_and_flags():
+    reasoning = "First <step> & more.\n\nWait, check it.\n\nSo 5."
+    traces = pd.DataFrame({"trace_id": ["a"], "question": ["Q?"], "reasoning": [reasoning], "answer": ["5"]})
+    bounds = [(0, 20), (20, 37), (37, len(reasoning))]
+    metrics = segment_metrics([("a", i, np.array([0.5 * (i + 1), -0.1])) for i in range(3)])
+    metrics = metrics.assign(char_start=[b[0] for b in bounds], char_end=[b[1] for b in bounds])
+    roles = pd.Series(["necessary", "check", "final"], index=metrics.index)
+    page = attribution_viewer_html(traces, metrics, {"a": [0, 2]}, ["a"], strategy="paper", roles=roles)
+    assert "First &lt;step&gt; &amp; more." in page  # trace text is escaped, never injected
+    assert page.count("class='segment selected'") == 2 and page.count("class='segment'") == 1
+    assert "role check" in page and "<td>final</td>" in page
+    with pytest.raises(ValueError, match="'missing'"):
+        attribution_viewer_html(traces, metrics, {}, ["missing"], strategy="paper")
+
+
+def _comparison():
+    return pd.DataFrame(
+        {
+            "model": ["full_sft", "selective_sft", "random_sft"],
+            "accuracy": [0.5, 0.6, 0.5],
+            "accuracy_ci_low": [0.45, 0.55, 0.45],
+            "accuracy_ci_high": [0.55, 0.65, 0.55],
+            "mean_response_tokens": [100.0, 80.0, 101.0],
+            "accuracy_diff_vs_full_sft": [np.nan, 0.1, 0.0],
+            "accuracy_diff_ci_low": [np.nan, 0.05, -0.02],
+            "accuracy_diff_ci_high": [np.nan, 0.15, 0.02],
+            "mean_response_tokens_diff_vs_full_sft": [np.nan, -20.0, 1.0],
+            "mean_response_tokens_diff_ci_low": [np.nan, -25.0, 0.5],
+            "mean_response_tokens_diff_ci_high": [np.nan, -15.0, 1.5],
+        }
+    )
+
+
+def test_verdicts_follow_the_intervals():
+    comparison = _comparison()
+    assert "(better); mean response length difference -20.0 [-25.0, -15.0] tokens (better)" in verdict(comparison, "selective_sft", "full_sft")
+    # An interval that straddles zero is not a win; a longer response is worse.
+    assert "(not distinguishable); mean response length difference +1.0 [+0.5, +1.5] tokens (worse)" in verdict(comparison, "random_sft", "full_sft")
+
+
+def test_summary_report_has_the_table_the_verdicts_and_the_figures():
+    report = summary_report_markdown(_comparison(), reference="full_sft", figures={"Training loss": "training_loss.png"})
+    assert "| selective_sft |" in report
+    assert report.count("versus full_sft") == 2
+    assert "![Training loss](training_loss.png)" in report
