@@ -112,6 +112,9 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert latest.data.metrics["attribution.traces_resumed"] == 12  # the store served every finished trace
     assert latest.data.metrics.get("attribution.traces_computed", 0) == 0
     assert latest.data.metrics["selective_sft.supervised_tokens"] == supervised["selective_sft"]
+    for stage in ("evaluation", "reporting"):  # later stages alone, from what the catalog saved
+        alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", stage], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert alone.returncode == 0, stage + alone.stdout[-2000:] + alone.stderr[-2000:]
 
 
 @pytest.mark.slow
