@@ -140,7 +140,7 @@ def test_logits_only_at_the_positions_the_target_reads(model, input_ids):
     assert attributions.dtype == torch.float32 and attributions.shape == input_ids.shape
 
 
-def test_models_without_logits_to_keep_get_the_same_attributions(model, input_ids):
+def test_models_without_logits_to_keep_get_the_same_attributions(model, input_ids, caplog):
     class PlainForward(LlamaForCausalLM):
         def forward(self, inputs_embeds=None, attention_mask=None, use_cache=None):
             return super().forward(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=use_cache)
@@ -149,7 +149,11 @@ def test_models_without_logits_to_keep_get_the_same_attributions(model, input_id
     plain.load_state_dict(model.state_dict())
     plain.eval()
     expected = integrated_gradients(model, input_ids, TARGETS, steps=6)
-    assert torch.allclose(integrated_gradients(plain, input_ids, TARGETS, steps=6), expected, rtol=1e-5, atol=1e-7)
+    with caplog.at_level("WARNING", logger="tracesieve.attribution"):
+        assert torch.allclose(integrated_gradients(plain, input_ids, TARGETS, steps=6), expected, rtol=1e-5, atol=1e-7)
+        integrated_gradients(plain, input_ids, TARGETS, steps=2)
+    # Warned once for the model class, not once per trace.
+    assert sum("PlainForward.forward has no logits_to_keep" in record.message for record in caplog.records) == 1
 
 
 def test_bfloat16_model_gives_float32_attributions_close_to_float32(model, input_ids):

@@ -20,6 +20,7 @@ What makes it fast and exact, unlike the authors' loop (DESIGN.md, "Known defect
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -220,6 +221,12 @@ def _adaptive_rule(score, baseline_embeds, delta, steps: int, batch_size: int) -
     return (cuts[:-1] + cuts[1:]) / 2, np.diff(cuts)
 
 
+@functools.cache
+def _warn_full_logits(model_type: str) -> None:
+    # Once per model class: attribution calls this per trace, and one line says all there is to say.
+    logger.warning("%s.forward has no logits_to_keep argument: computing full-vocabulary logits at every position", model_type)
+
+
 def _answer_score(model, ids: torch.Tensor, targets: torch.Tensor):
     """f for a batch of embedded sequences: summed float32 log-probabilities of the target tokens."""
     # Logits at position t - 1 predict token t; only those rows of the vocabulary projection are computed.
@@ -227,10 +234,7 @@ def _answer_score(model, ids: torch.Tensor, targets: torch.Tensor):
     target_ids = ids[targets]
     keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     if not keeps_logits:
-        logger.warning(
-            "%s.forward has no logits_to_keep argument: computing full-vocabulary logits at every position",
-            type(model).__name__,
-        )
+        _warn_full_logits(type(model).__name__)
 
     def score(embeds: torch.Tensor) -> torch.Tensor:
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
