@@ -44,3 +44,26 @@ def tiny_world_params(tmp_path) -> dict:
 @pytest.fixture
 def world_params(tmp_path) -> dict:
     return tiny_world_params(tmp_path)
+
+
+def byte_level_bpe(extra_corpus=()):
+    """A byte-level BPE tokenizer trained here (GPT-2 style): subwords, multi-byte characters, byte offsets."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tracesieve.world.tokenizer import CHAT_TEMPLATE
+
+    corpus = [
+        "Wait, 3 × 4 is 12, so the café has 12 crêpes.",
+        "Alternatively, 12 ÷ 4 = 3. Sometimes abcdefgh appears, abcdefgh again.",
+        "Please reason step by step, and put your final answer within \\boxed{}.",
+        "</think> So, the final answer is \\boxed{12}",
+    ] * 50 + list(extra_corpus)
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>", "<think>", "</think>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer

@@ -33,6 +33,8 @@ def project(tmp_path_factory):
     (root / "conf" / "local" / "parameters_fine_tuning.yml").write_text(yaml.safe_dump({"fine_tuning": fine_tuning}))
     evaluation = {"max_new_tokens": 24, "batch_size": 5}
     (root / "conf" / "local" / "parameters_evaluation.yml").write_text(yaml.safe_dump({"evaluation": evaluation}))
+    leaf = {"check_max_new_tokens": 24, "check_batch_size": 5, "distillation": {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1}}
+    (root / "conf" / "local" / "parameters_leaf.yml").write_text(yaml.safe_dump({"leaf": leaf}))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "1"}
     return root, env
 
@@ -95,6 +97,27 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
         "reporting/selection_boundaries.png",
         "reporting/training_loss.png",
     } <= artifacts
+    # LeaF: gradient comparison -> counterfactuals -> check -> KD and LeaF from the same student -> comparison.
+    assert metrics["leaf_gradient.traces_analysed"] + metrics.get("leaf_gradient.traces_rejected", 0) == 12
+    made = metrics["leaf_counterfactual.counterfactuals"]
+    assert made >= metrics["leaf_counterfactual.traces_with_counterfactual"] >= 1
+    assert metrics["leaf_check.counterfactuals"] == made
+    assert metrics.get("leaf_check.kept", 0) <= min(metrics.get("leaf_check.teacher_correct", 0), metrics.get("leaf_check.student_correct", 0))
+    assert 0 <= metrics["leaf_distractor.precision"] <= 1 and 0 < metrics["leaf_distractor.chance_precision"] < 1
+    assert metrics["kd.train_steps"] == metrics["leaf.train_steps"] == 4
+    assert metrics["kd.lambda"] == 1 and metrics["leaf.lambda"] == 0.5 and metrics["kd.items_with_counterfactual"] == 0
+    assert metrics["leaf.train_items"] == 12 - metrics.get("leaf_check.traces_with_kept_counterfactual", 0) + metrics.get("leaf_check.kept", 0)
+    for model in ("base", "kd", "leaf"):
+        for subset in ("all", "with_distractor", "without_distractor"):
+            assert metrics[f"leaf_comparison.{model}.{subset}.accuracy_ci_low"] <= metrics[f"leaf_comparison.{model}.{subset}.accuracy"]
+    assert "leaf_comparison.leaf.all.accuracy_diff_vs_kd_ci_high" in metrics
+    leaf_artifacts = {item.path for folder in ("leaf", "models/kd", "models/leaf") for item in client.list_artifacts(run.info.run_id, folder)}
+    assert {
+        "leaf/leaf_gradients.parquet", "leaf/leaf_confounders.parquet", "leaf/leaf_counterfactuals.parquet",
+        "leaf/leaf_checked_counterfactuals.parquet", "models/kd/model.safetensors", "models/leaf/model.safetensors",
+    } <= leaf_artifacts
+    assert {"reporting/leaf_comparison.csv", "reporting/leaf_report.md"} <= artifacts
+    assert "leaf versus kd: accuracy difference" in (root / "data/08_reporting/leaf_report.md").read_text()
     report = (root / "data/08_reporting/summary_report.md").read_text()
     assert "selective_sft versus full_sft: accuracy difference" in report
     assert "models/teacher/model.safetensors" in artifacts
@@ -103,7 +126,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     # A rerun with unchanged settings resumes from the finished checkpoints instead of retraining.
     rerun = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "world"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "Resuming training from" in rerun.stdout + rerun.stderr
+    assert "Training already finished" in rerun.stdout + rerun.stderr
 
     # Any stage runs on its own from the catalog's saved inputs, including the composite from_traces.
     alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "from_traces"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
@@ -112,6 +135,12 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert latest.data.metrics["attribution.traces_resumed"] == 12  # the store served every finished trace
     assert latest.data.metrics.get("attribution.traces_computed", 0) == 0
     assert latest.data.metrics["selective_sft.supervised_tokens"] == supervised["selective_sft"]
+    # leaf on its own (world, ingestion and LeaF): the gradient store and the checkpoints serve what is done.
+    alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "leaf"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
+    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
+    assert latest.data.metrics["leaf_gradient.traces_resumed"] == 12
+    assert latest.data.metrics["leaf_check.counterfactuals"] == made
     for stage in ("evaluation", "reporting"):  # later stages alone, from what the catalog saved
         alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", stage], cwd=root, env=env, capture_output=True, text=True, timeout=300)
         assert alone.returncode == 0, stage + alone.stdout[-2000:] + alone.stderr[-2000:]
@@ -142,12 +171,13 @@ def test_kedro_viz_build_shows_the_pipelines(project):
     pipelines = {pipeline["id"] for pipeline in main["pipelines"]}
     assert {
         "__default__", "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "from_traces",
-        "fine_tuning", "evaluation", "reporting",
+        "fine_tuning", "evaluation", "reporting", "leaf",
     } <= pipelines
     names = {node["name"] for node in main["nodes"]}
     assert {"generate_world", "ingest_traces", "attribute_trace_tokens", "segment_traces", "select_loss_segments"} <= names
+    assert {"compare_teacher_student_gradients", "build_counterfactuals", "check_counterfactuals", "compare_distillation"} <= names
     # Each variant is a collapsible namespace holding its training and its evaluation.
-    assert {"full_sft", "selective_sft", "random_sft", "base", "teacher", "student"} <= set(main["modular_pipelines"])
+    assert {"full_sft", "selective_sft", "random_sft", "base", "teacher", "student", "kd", "leaf"} <= set(main["modular_pipelines"])
     assert main["modular_pipelines"]["selective_sft"]["children"]
     layers = set(main["layers"])
     assert {"raw", "intermediate", "primary", "feature", "model_input", "models", "reporting"} <= layers

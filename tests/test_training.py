@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from tests.conftest import byte_level_bpe
 from tracesieve.modeling import build_llama
 from tracesieve.rendering import ANSWER_PREFIX, INSTRUCTION, render_example, tokenize_with_offsets
 from tracesieve.training import IGNORE_INDEX, CausalLMCollator, TrainingConfig, encode_for_sft, train_causal_lm
@@ -86,6 +87,19 @@ def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
     assert not model.training  # handed back in eval mode
 
 
+def test_rerunning_a_finished_run_trains_no_further(tmp_path, caplog):
+    tokenizer, problems = _setup()  # 40 examples: 5 batches per epoch, so 4 steps end part-way through one
+    finished, history = _train(tokenizer, problems, tmp_path, steps=4)
+    for _ in range(2):  # the Trainer itself, resumed at max_steps mid-epoch, trained on from the second rerun
+        with caplog.at_level("INFO", logger="tracesieve.training"):
+            again, again_history = _train(tokenizer, problems, tmp_path, steps=4)
+        assert "already finished at step 4" in caplog.text
+        assert again_history == history
+        for (name, weight), (_, other) in zip(finished.state_dict().items(), again.state_dict().items()):
+            assert torch.equal(weight, other), name
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith("checkpoint-")] == ["checkpoint-4"]
+
+
 def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tmp_path):
     tokenizer, problems = _setup()
     uninterrupted, _ = _train(tokenizer, problems, tmp_path / "whole", steps=6)
@@ -100,31 +114,8 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
         assert torch.allclose(weight, other, atol=1e-6), name
 
 
-def _byte_level_bpe():
-    """A byte-level BPE tokenizer trained here (GPT-2 style): subwords, multi-byte characters, byte offsets."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from tracesieve.world.tokenizer import CHAT_TEMPLATE
-
-    corpus = [
-        "Wait, 3 × 4 is 12, so the café has 12 crêpes.",
-        "Alternatively, 12 ÷ 4 = 3. Sometimes abcdefgh appears, abcdefgh again.",
-        "Please reason step by step, and put your final answer within \\boxed{}.",
-        "</think> So, the final answer is \\boxed{12}",
-    ] * 50
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<eos>", "<think>", "</think>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(corpus, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
-
-
 def test_labels_on_a_byte_level_bpe_follow_segment_spans_exactly():
-    tokenizer = _byte_level_bpe()
+    tokenizer = byte_level_bpe()
     first = "Wait, 3 × 4 is 12, so the café has abcdefgh crêpes."
     second = "\n\nAlternatively, 12 ÷ 4 = 3."
     reasoning = first + second

@@ -159,7 +159,7 @@ def integrated_gradients(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
 
-    with _attribution_mode(model, gradient_checkpointing):
+    with input_gradient_mode(model, gradient_checkpointing):
         embedding = model.get_input_embeddings()
         with torch.no_grad():
             inputs = embedding(ids[None])
@@ -269,7 +269,7 @@ def _baseline_embeddings(model, embedding, ids: torch.Tensor, baseline: str | in
 
 
 @contextlib.contextmanager
-def _attribution_mode(model, gradient_checkpointing: bool) -> Iterator[None]:
+def input_gradient_mode(model, gradient_checkpointing: bool) -> Iterator[None]:
     """Eval mode, frozen parameters (no weight gradients) and optional checkpointing; all restored after."""
     was_training = model.training
     requires_grad = [parameter.requires_grad for parameter in model.parameters()]

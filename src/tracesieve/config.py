@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tracesieve.segmentation import REFLECTION_KEYWORDS
+from tracesieve.training import LoraSettings, TrainingConfig
 
 
 class _Config(BaseModel):
@@ -144,14 +145,9 @@ class LoraParams(_Config):
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class FineTuningConfig(_Config):
-    """The fine-tuning variants and the optimisation they share (same base model, seed, data order, steps)."""
+class OptimisationParams(_Config):
+    """How a model is trained: shared by the fine-tuning variants and the distillation variants."""
 
-    variants: tuple[str, ...] = Field(("full_sft", "selective_sft", "random_sft"), min_length=1)
-    strategies: dict[str, Literal["paper", "all", "strength_only", "consistency_only", "random"]] = Field(
-        default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
-        description="variant -> the selection strategy whose loss-mask spans it trains on",
-    )
     max_steps: int = Field(100, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(5e-4, gt=0)
@@ -167,6 +163,34 @@ class FineTuningConfig(_Config):
     lora: LoraParams | None = None
     checkpoint_dir: str = "data/06_models/checkpoints"
 
+    def training_config(self) -> TrainingConfig:
+        """The library's settings object for one training run."""
+        lora = None if self.lora is None else LoraSettings(**self.lora.model_dump())
+        return TrainingConfig(
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            warmup_ratio=self.warmup_ratio,
+            weight_decay=self.weight_decay,
+            lr_scheduler=self.lr_scheduler,
+            logging_steps=self.logging_steps,
+            save_steps=self.save_steps,
+            seed=self.seed,
+            bf16=self.bf16,
+            gradient_checkpointing=self.gradient_checkpointing,
+            lora=lora,
+        )
+
+
+class FineTuningConfig(OptimisationParams):
+    """The fine-tuning variants and the optimisation they share (same base model, seed, data order, steps)."""
+
+    variants: tuple[str, ...] = Field(("full_sft", "selective_sft", "random_sft"), min_length=1)
+    strategies: dict[str, Literal["paper", "all", "strength_only", "consistency_only", "random"]] = Field(
+        default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
+        description="variant -> the selection strategy whose loss-mask spans it trains on",
+    )
+
     @model_validator(mode="after")
     def _variants_have_strategies(self):
         missing = [variant for variant in self.variants if variant not in self.strategies]
@@ -174,6 +198,55 @@ class FineTuningConfig(_Config):
             raise ValueError(f"variants {missing} have no entry in strategies (known: {sorted(self.strategies)})")
         if len(set(self.variants)) != len(self.variants):
             raise ValueError(f"variants are listed twice: {list(self.variants)}")
+        return self
+
+
+class DistillationParams(OptimisationParams):
+    """Teacher-to-student distillation: the optimisation plus the KL temperature."""
+
+    temperature: float = Field(1.0, gt=0)
+
+
+class DistillationVariant(_Config):
+    """One distillation variant: lambda, the weight of the original term, and whether counterfactuals are used."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    original_weight: float = Field(0.5, ge=0, le=1, alias="lambda")
+    counterfactuals: bool = True
+
+
+# The two namespaces of the leaf pipeline: the baseline (plain KD) and LeaF.
+DISTILLATION_VARIANTS = ("kd", "leaf")
+
+
+class LeafConfig(_Config):
+    """LeaF: gradient comparison, confounders, counterfactuals, intervention check and distillation."""
+
+    level: Literal["instruction", "response"] = Field("instruction", description="analyse the question, or a reasoning prefix")
+    response_prefix_share: float = Field(0.5, gt=0, lt=1, description="response level: where the prefix is cut")
+    quantile: float = Field(0.05, gt=0, le=0.5, description="confounders: delta at or below this per-example quantile")
+    pruning: Literal["span", "collective"] = "span"
+    intervention_check: bool = Field(True, description="keep a counterfactual only if teacher and student both solve it")
+    gradient_batch_size: int = Field(8, ge=1)
+    max_tokens: int = Field(4096, ge=8, description="longer examples go to leaf_gradient_rejects")
+    check_max_new_tokens: int = Field(320, ge=1)
+    check_batch_size: int = Field(100, ge=1)
+    distillation: DistillationParams = DistillationParams()
+    variants: dict[str, DistillationVariant] = Field(
+        default_factory=lambda: {
+            "kd": DistillationVariant(original_weight=1.0, counterfactuals=False),
+            "leaf": DistillationVariant(original_weight=0.5, counterfactuals=True),
+        }
+    )
+    reference: str = Field("kd", description="the variant LeaF is compared with, problem by problem")
+
+    @model_validator(mode="after")
+    def _known_variants(self):
+        if set(self.variants) != set(DISTILLATION_VARIANTS):
+            raise ValueError(f"variants must be exactly {list(DISTILLATION_VARIANTS)} (the pipeline's namespaces), got {sorted(self.variants)}")
+        if self.reference not in self.variants:
+            raise ValueError(f"reference {self.reference!r} is not one of the variants {sorted(self.variants)}")
         return self
 
 

@@ -113,3 +113,33 @@ def paired_difference(values: pd.Series, reference: pd.Series) -> tuple[float, f
     mean = float(difference.mean())
     half = Z_95 * float(difference.std(ddof=1)) / math.sqrt(len(difference)) if len(difference) > 1 else math.nan
     return mean, mean - half, mean + half
+
+
+def _per_problem(table: pd.DataFrame) -> pd.DataFrame:
+    return table.groupby("problem_id").agg(correct=("correct", "mean"), n_tokens=("n_tokens", "mean"))
+
+
+def compare_with_reference(
+    generations: dict[str, pd.DataFrame], reference: str, pass_ks: Sequence[int] = (1,)
+) -> tuple[list[dict], dict[str, float]]:
+    """One row per model: its summary and, for every model but ``reference``, the problem-by-problem
+    difference from it in accuracy and response length with 95% intervals; and those differences as metrics
+    named ``<model>.<accuracy|mean_response_tokens>_diff_vs_<reference>[_ci_low|_ci_high]``."""
+    if reference not in generations:
+        raise ValueError(f"the reference {reference!r} is not among the evaluated models {list(generations)}")
+    baseline = _per_problem(generations[reference])
+    rows, metrics = [], {}
+    for name, table in generations.items():
+        row = {"model": name, **summarize_generations(table, pass_ks)}
+        if name != reference:
+            ours = _per_problem(table)
+            for column, label in (("correct", "accuracy"), ("n_tokens", "mean_response_tokens")):
+                mean, low, high = paired_difference(ours[column], baseline[column])
+                row[f"{label}_diff_vs_{reference}"] = mean
+                row[f"{label}_diff_ci_low"] = low
+                row[f"{label}_diff_ci_high"] = high
+                metrics[f"{name}.{label}_diff_vs_{reference}"] = mean
+                metrics[f"{name}.{label}_diff_vs_{reference}_ci_low"] = low
+                metrics[f"{name}.{label}_diff_vs_{reference}_ci_high"] = high
+        rows.append(row)
+    return rows, metrics

@@ -42,10 +42,31 @@ def generate_completions(
     ``temperature``/``top_p``. Sampling is seeded per batch, so results depend on the seed and the batch
     size, not on what ran before. Completions come back prompt by prompt, samples in order.
     """
+    prompts = [render_prompt(tokenizer, question) for question in questions]
+    return generate_from_prompts(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, num_samples=num_samples,
+        temperature=temperature, top_p=top_p, seed=seed, progress=progress,
+    )
+
+
+@torch.inference_mode()
+def generate_from_prompts(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 64,
+    num_samples: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Completion]:
+    """``generate_completions`` for prompts the caller rendered (e.g. a chat prompt and a reasoning prefix)."""
     if num_samples < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
     sampling = num_samples > 1
-    prompts = [render_prompt(tokenizer, question) for question in questions]
     device = next(model.parameters()).device
     completions: list[Completion] = []
     original_side = tokenizer.padding_side

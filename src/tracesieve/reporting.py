@@ -218,3 +218,66 @@ def summary_report_markdown(
     lines += ["", "## Figures", ""]
     lines += [f"### {title}\n\n![{title}]({path})\n" for title, path in figures.items()]
     return "\n".join(lines) + "\n"
+
+
+def _struck(text: str, spans: Sequence[Sequence[int]]) -> str:
+    """``text`` with each deleted span shown struck through, for Markdown."""
+    pieces, cursor = [], 0
+    for start, end in spans:
+        pieces += [text[cursor:start], f"~~{text[start:end]}~~"]
+        cursor = end
+    return "".join([*pieces, text[cursor:]])
+
+
+def leaf_report_markdown(
+    comparison: pd.DataFrame,
+    counterfactuals: pd.DataFrame,
+    config,
+    planted: Mapping[str, float] | None = None,
+    confounders: pd.DataFrame | None = None,
+    examples: int = 6,
+) -> str:
+    """LeaF's report: settings, what the intervention check kept, planted-distractor scores, KD versus LeaF."""
+    variants = ", ".join(f"{name}: lambda {variant.original_weight}" for name, variant in config.variants.items())
+    lines = [
+        "# LeaF run report",
+        "",
+        f"Level `{config.level}`, quantile {config.quantile}, `{config.pruning}` pruning, intervention check "
+        f"{'on' if config.intervention_check else 'off'}; temperature {config.distillation.temperature}; {variants}.",
+        "",
+        "## Counterfactuals",
+        "",
+    ]
+    total = len(counterfactuals)
+    kept = int(counterfactuals["kept"].sum()) if total else 0
+    if config.intervention_check and total:
+        lines.append(
+            f"{total} counterfactuals; the teacher answered {int(counterfactuals['teacher_correct'].sum())} correctly, "
+            f"the student {int(counterfactuals['student_correct'].sum())}; {kept} kept (both correct)."
+        )
+    else:
+        lines.append(f"{total} counterfactuals, all kept (intervention check off).")
+    if planted is not None:
+        lines += [
+            "",
+            "## Confounders against the planted distractors",
+            "",
+            f"Token precision {planted['precision']:.3f} (flagging at random: {planted['chance_precision']:.3f}), recall "
+            f"{planted['recall']:.3f}; {planted['confounder_tokens']:.0f} confounder tokens, {planted['distractor_tokens']:.0f} "
+            f"distractor tokens; in {planted['traces_with_distractor_hit']:.1%} of the traces with a distractor, at least one "
+            "confounder lies in it.",
+        ]
+    if confounders is not None and confounders["confounder"].any():
+        common = confounders.loc[confounders["confounder"], "text"].str.strip().value_counts().head(10)
+        lines += ["", "Most frequent confounder tokens: " + ", ".join(f"`{text}` ({count})" for text, count in common.items()) + "."]
+    shown = counterfactuals[counterfactuals["kept"].astype(bool)].head(examples)
+    if len(shown):
+        lines += ["", "Kept counterfactuals (deleted text struck through):", ""]
+        lines += [f"- `{row.trace_id}`: {_struck(row.original_text, row.spans)}" for row in shown.itertuples()]
+    reference = config.reference
+    lines += ["", f"## Held-out accuracy, problem by problem against `{reference}`", ""]
+    columns = ["subset", "model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"]
+    lines += [comparison[columns].to_markdown(index=False, floatfmt=".3f"), ""]
+    for subset, rows in comparison.groupby("subset", sort=False):
+        lines += [f"- {subset}: {verdict(rows, name, reference)}" for name in rows["model"] if name not in (reference, "base")]
+    return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from tracesieve.rendering import render_example, tokenize_with_offsets
@@ -166,8 +166,14 @@ def train_causal_lm(
     output_dir: str | Path,
     pad_token_id: int,
     callbacks: Sequence[TrainerCallback] = (),
+    collator=None,
+    trainer_class: type[Trainer] = Trainer,
+    trainer_kwargs: dict | None = None,
 ):
     """Train ``model`` on encoded ``examples``; returns (the trained model, the logged loss history).
+
+    The default is causal-LM training on ``labels``; a different objective brings its own ``collator`` and
+    ``trainer_class`` (a Trainer whose ``compute_loss`` implements it) with its ``trainer_kwargs``.
 
     Without LoRA the model is trained in place and returned; with LoRA the adapters are merged and the
     merged plain model is returned. Resumes from the last checkpoint in ``output_dir`` if there is one, so
@@ -195,21 +201,31 @@ def train_causal_lm(
         report_to=[],
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,  # the collator decides what a batch holds
         disable_tqdm=False,
         bf16=config.bf16,
         activation_checkpointing=config.gradient_checkpointing,
     )
-    trainer = Trainer(
+    trainer = trainer_class(
         model=model,
         args=arguments,
         train_dataset=list(examples),
-        data_collator=CausalLMCollator(pad_token_id),
+        data_collator=collator or CausalLMCollator(pad_token_id),
         callbacks=list(callbacks),
+        **(trainer_kwargs or {}),
     )
     last_checkpoint = get_last_checkpoint(str(output_dir))
-    if last_checkpoint:
-        logger.info("Resuming training from %s", last_checkpoint)
-    trainer.train(resume_from_checkpoint=last_checkpoint)
+    state = TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json")) if last_checkpoint else None
+    if state is not None and state.global_step >= config.max_steps:
+        # A finished run is loaded, not resumed: the Trainer, resumed at max_steps part-way through an
+        # epoch, trains on (measured with transformers 5.23: each rerun added max_steps more steps).
+        logger.info("Training already finished at step %d in %s: loading it", state.global_step, last_checkpoint)
+        trainer._load_from_checkpoint(last_checkpoint)
+        trainer.state = state
+    else:
+        if last_checkpoint:
+            logger.info("Resuming training from %s", last_checkpoint)
+        trainer.train(resume_from_checkpoint=last_checkpoint)
     if config.lora is not None:
         model = model.merge_and_unload()
     if config.gradient_checkpointing and hasattr(model, "activation_checkpointing_disable"):

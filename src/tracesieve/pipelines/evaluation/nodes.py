@@ -11,7 +11,7 @@ import torch
 
 from tracesieve.answers import last_boxed
 from tracesieve.config import EvaluationConfig, FineTuningConfig
-from tracesieve.evaluation import is_correct, paired_difference, summarize_generations
+from tracesieve.evaluation import compare_with_reference, is_correct, summarize_generations
 from tracesieve.generation import generate_completions
 from tracesieve.metrics import as_mlflow_metrics
 
@@ -89,34 +89,12 @@ def compare_models(
             "change fine_tuning.variants in conf/base or conf/local (or set KEDRO_ENV to the env that changes it), "
             "not through --params or --env alone."
         )
-    if evaluation.reference not in generations:
-        raise ValueError(f"evaluation.reference {evaluation.reference!r} is not among the evaluated models {list(generations)}")
-
-    def per_problem(table: pd.DataFrame) -> pd.DataFrame:
-        return table.groupby("problem_id").agg(correct=("correct", "mean"), n_tokens=("n_tokens", "mean"))
-
-    reference = per_problem(generations[evaluation.reference])
-    rows, metrics = [], {}
-    for name, table in generations.items():
-        summary = summarize_generations(table, evaluation.pass_at_k)
-        log_summary = logs.get(name, {}).get("summary", {})
-        row = {
-            "model": name,
-            "strategy": log_summary.get("strategy", "(base model)"),
-            "supervised_tokens": log_summary.get("supervised_tokens"),
-            **summary,
-        }
-        if name != evaluation.reference:
-            ours = per_problem(table)
-            for column, label in (("correct", "accuracy"), ("n_tokens", "mean_response_tokens")):
-                mean, low, high = paired_difference(ours[column], reference[column])
-                row[f"{label}_diff_vs_{evaluation.reference}"] = mean
-                row[f"{label}_diff_ci_low"] = low
-                row[f"{label}_diff_ci_high"] = high
-                metrics[f"{name}.{label}_diff_vs_{evaluation.reference}"] = mean
-                metrics[f"{name}.{label}_diff_vs_{evaluation.reference}_ci_low"] = low
-                metrics[f"{name}.{label}_diff_vs_{evaluation.reference}_ci_high"] = high
-        rows.append(row)
+    rows, metrics = compare_with_reference(generations, evaluation.reference, evaluation.pass_at_k)
+    for row in rows:
+        log_summary = logs.get(row["model"], {}).get("summary", {})
+        row["strategy"] = log_summary.get("strategy", "(base model)")
+        row["supervised_tokens"] = log_summary.get("supervised_tokens")
     comparison = pd.DataFrame(rows)
+    comparison = comparison[["model", "strategy", "supervised_tokens", *(c for c in comparison if c not in ("model", "strategy", "supervised_tokens"))]]
     logger.info("Model comparison:\n%s", comparison[["model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"]].to_string(index=False))
     return comparison, as_mlflow_metrics(metrics)

@@ -21,20 +21,26 @@ def create_model_pipeline() -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    variants = configured_variants()
-    shared = {"tokenizer", "eval_problems"}
-    # The base model is the student the variants start from: graded by the same code, it anchors the table.
-    parameters = {"params:evaluation": "params:evaluation"}
+SHARED_INPUTS = {"tokenizer", "eval_problems"}
+PARAMETERS = {"params:evaluation": "params:evaluation"}
+
+
+def create_evaluation_pipelines(models: tuple[str, ...]) -> list[Pipeline]:
+    """The base model (the student every variant starts from; it anchors every table) and each of ``models``,
+    graded by the same namespaced pipeline. Pipelines that share the base's nodes merge them into one."""
     base = Pipeline(
         create_model_pipeline(),
         namespace=BASE_MODEL,
-        inputs={"model": "student.model", **{name: name for name in shared}},
-        parameters=parameters,
+        inputs={"model": "student.model", **{name: name for name in SHARED_INPUTS}},
+        parameters=PARAMETERS,
     )
-    per_variant = [Pipeline(create_model_pipeline(), namespace=variant, inputs=shared, parameters=parameters) for variant in variants]
+    return [base, *(Pipeline(create_model_pipeline(), namespace=model, inputs=SHARED_INPUTS, parameters=PARAMETERS) for model in models)]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    variants = configured_variants()
     comparison_inputs = {"evaluation_params": "params:evaluation", "fine_tuning_params": "params:fine_tuning"}
     comparison_inputs |= {f"{name}_generations": f"{name}.generations" for name in (BASE_MODEL, *variants)}
     comparison_inputs |= {f"{variant}_training_log": f"{variant}.training_log" for variant in variants}
     compare = Node(compare_models, inputs=comparison_inputs, outputs=["model_comparison", "comparison_metrics"], name="compare_models")
-    return Pipeline([base, *per_variant, compare])
+    return Pipeline([*create_evaluation_pipelines(variants), compare])

@@ -15,27 +15,9 @@ from transformers import set_seed
 from tracesieve.config import FineTuningConfig
 from tracesieve.metrics import as_mlflow_metrics
 from tracesieve.modeling import weights_digest
-from tracesieve.training import LoraSettings, TrainingConfig, selective_sft_examples, supervised_token_count, train_causal_lm
+from tracesieve.training import selective_sft_examples, supervised_token_count, train_causal_lm
 
 logger = logging.getLogger(__name__)
-
-
-def _training_config(config: FineTuningConfig) -> TrainingConfig:
-    lora = None if config.lora is None else LoraSettings(**config.lora.model_dump())
-    return TrainingConfig(
-        max_steps=config.max_steps,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        warmup_ratio=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        lr_scheduler=config.lr_scheduler,
-        logging_steps=config.logging_steps,
-        save_steps=config.save_steps,
-        seed=config.seed,
-        bf16=config.bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
-        lora=lora,
-    )
 
 
 def _checkpoint_dir(config: FineTuningConfig, strategy: str, base_model, examples: list[dict]) -> Path:
@@ -64,7 +46,7 @@ def train_variant(
     set_seed(config.seed)
     started = time.perf_counter()
     model, history = train_causal_lm(
-        base_model, examples, _training_config(config), output_dir=output_dir, pad_token_id=tokenizer.pad_token_id
+        base_model, examples, config.training_config(), output_dir=output_dir, pad_token_id=tokenizer.pad_token_id
     )
     seconds = time.perf_counter() - started
     supervised = supervised_token_count(examples)

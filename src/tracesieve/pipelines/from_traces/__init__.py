@@ -6,9 +6,12 @@ just ``tracesieve.pipelines.NAME``. Each new stage that consumes traces is added
 
 from kedro.pipeline import Pipeline
 
-from tracesieve.pipelines import attribution, evaluation, fine_tuning, ingestion, reporting, segmentation, selection
+from tracesieve.pipelines import attribution, evaluation, fine_tuning, ingestion, leaf, reporting, segmentation, selection
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     stages = [ingestion, attribution, segmentation, selection, fine_tuning, evaluation]
-    return Pipeline([stage.create_pipeline() for stage in stages] + [reporting.create_pipeline(planted_roles=False)])
+    pipelines = [stage.create_pipeline() for stage in stages]
+    pipelines += [reporting.create_pipeline(planted_roles=False), leaf.create_pipeline(embedded_world=False)]
+    # Summing merges the nodes stages share (the base model's evaluation); Pipeline([...]) would reject them.
+    return sum(pipelines, Pipeline([]))

@@ -1,0 +1,108 @@
+"""Confounders and counterfactuals: the lowest-delta tokens of each example, grouped into spans and deleted.
+
+A token is a confounder when its delta is at or below the example's q-quantile (over the tokens that may be
+pruned; numpy's linear interpolation). Whitespace-only tokens are never pruned and break spans. Ties at the
+threshold never flag more than ``max_share`` of an example's prunable tokens: the lowest deltas win, then
+the earliest positions. Consecutive confounders form one span; span pruning (the paper's default) makes one
+counterfactual per span, collective pruning one counterfactual without all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+PRUNING_MODES = ("span", "collective")
+
+
+def prunable_tokens(texts: Sequence[str]) -> np.ndarray:
+    """Tokens that may be pruned: every token with a character that is not whitespace."""
+    return np.array([bool(text.strip()) for text in texts], dtype=bool)
+
+
+def confounder_flags(delta: np.ndarray, prunable: np.ndarray, quantile: float, *, max_share: float = 0.5) -> np.ndarray:
+    """Which tokens are confounders: prunable, with delta at or below the q-quantile of the prunable deltas."""
+    if not 0 < quantile <= 0.5:
+        raise ValueError(f"quantile must be in (0, 0.5], got {quantile}")
+    delta, prunable = np.asarray(delta, dtype=np.float64), np.asarray(prunable, dtype=bool)
+    flags = np.zeros(len(delta), dtype=bool)
+    if not prunable.any():
+        return flags
+    threshold = np.quantile(delta[prunable], quantile)
+    flags = prunable & (delta <= threshold)
+    limit = max(1, int(max_share * prunable.sum()))
+    if flags.sum() > limit:
+        # Ties at the threshold (e.g. many deltas of exactly 0): keep the lowest, then the earliest.
+        candidates = np.flatnonzero(flags)
+        chosen = candidates[np.lexsort((candidates, delta[candidates]))][:limit]
+        flags = np.zeros(len(delta), dtype=bool)
+        flags[chosen] = True
+    return flags
+
+
+def confounder_spans(flags: np.ndarray, offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Runs of consecutive flagged tokens as character spans, from the first token's start to the last one's end."""
+    spans: list[tuple[int, int]] = []
+    run_start = None
+    for index, flagged in enumerate([*flags, False]):
+        if flagged and run_start is None:
+            run_start = index
+        elif not flagged and run_start is not None:
+            spans.append((int(offsets[run_start][0]), int(offsets[index - 1][1])))
+            run_start = None
+    return spans
+
+
+def counterfactual_span_sets(spans: Sequence[tuple[int, int]], mode: str) -> list[list[tuple[int, int]]]:
+    """The spans each counterfactual deletes: one span each (``span``) or all at once (``collective``)."""
+    if mode == "span":
+        return [[span] for span in spans]
+    if mode == "collective":
+        return [list(spans)] if spans else []
+    raise ValueError(f"pruning mode must be one of {PRUNING_MODES}, got {mode!r}")
+
+
+def flag_confounders(scores: pd.DataFrame, quantile: float, *, max_share: float = 0.5) -> pd.DataFrame:
+    """The gradient comparison table with ``prunable`` and ``confounder`` columns, per example."""
+    flagged = []
+    for _trace_id, tokens in scores.groupby("trace_id", sort=False):
+        tokens = tokens.sort_values("token_index")
+        prunable = prunable_tokens(tokens["text"].tolist())
+        flags = confounder_flags(tokens["delta"].to_numpy(), prunable, quantile, max_share=max_share)
+        flagged.append(tokens.assign(prunable=prunable, confounder=flags))
+    columns = [*scores.columns, "prunable", "confounder"]
+    return pd.concat(flagged, ignore_index=True) if flagged else pd.DataFrame(columns=columns)
+
+
+def in_planted_spans(tokens: pd.DataFrame, planted: pd.DataFrame) -> np.ndarray:
+    """Whether each token's first character lies in a planted span of its trace (both in the same coordinates)."""
+    spans = {trace_id: list(zip(group["start"], group["end"], strict=True)) for trace_id, group in planted.groupby("trace_id")}
+    return np.array(
+        [any(low <= start < high for low, high in spans.get(trace_id, ())) for trace_id, start in zip(tokens["trace_id"], tokens["start"], strict=True)],
+        dtype=bool,
+    )
+
+
+def planted_distractor_scores(confounders: pd.DataFrame, distractors: pd.DataFrame) -> dict[str, float]:
+    """Precision and recall of the flagged tokens against planted distractor sentences (token level).
+
+    ``chance_precision`` is the precision of flagging prunable tokens at random: the share of distractor
+    tokens among them. ``traces_with_distractor_hit`` is the share of traces with a distractor where at
+    least one flagged token lies in it.
+    """
+    prunable = confounders[confounders["prunable"]]
+    in_distractor = in_planted_spans(prunable, distractors)
+    flagged = prunable["confounder"].to_numpy(dtype=bool)
+    hits = int((flagged & in_distractor).sum())
+    traces_with = set(distractors["trace_id"]) & set(prunable["trace_id"])
+    hit_traces = set(prunable.loc[flagged & in_distractor, "trace_id"])
+    return {
+        "confounder_tokens": float(flagged.sum()),
+        "distractor_tokens": float(in_distractor.sum()),
+        "precision": hits / flagged.sum() if flagged.sum() else float("nan"),
+        "recall": hits / in_distractor.sum() if in_distractor.sum() else float("nan"),
+        "chance_precision": float(in_distractor.mean()) if len(in_distractor) else float("nan"),
+        "traces_with_distractor_hit": len(hit_traces) / len(traces_with) if traces_with else float("nan"),
+    }

@@ -1,0 +1,312 @@
+"""Which analysed tokens each model leans on: the gradient norm of the response loss at every input embedding.
+
+For a model M and an example (context X, reference response y), L_M = mean cross-entropy of y given X
+(context labels masked); g_i = ||dL_M/de_i||_2 for every token i of the analysed span: the question
+(instruction level) or a prefix of the reasoning moved into the context (response level). Each model's g
+is min-max normalised over the span; the teacher's is carried onto the student's tokens through character
+offsets (tokenizers may differ); delta = g_T - g_S is min-max normalised again. Low delta: a token the
+student attends to much more than the teacher does, a confounder candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from tracesieve.attribution import AttributionStore, input_gradient_mode
+from tracesieve.modeling import weights_digest
+from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, render_prompt, tokenize_with_offsets
+
+logger = logging.getLogger(__name__)
+LEVELS = ("instruction", "response")
+GRADIENT_COLUMNS = ["trace_id", "token_index", "start", "end", "text", "g_teacher", "g_student", "delta"]
+REJECT_COLUMNS = ["trace_id", "kind", "reason"]
+
+
+class TokenAlignmentError(ValueError):
+    """The teacher's and the student's tokens cannot be matched through character offsets."""
+
+
+@dataclass(frozen=True)
+class LeafExample:
+    """One example as a model sees it: the context it conditions on and the reference response it continues with.
+
+    ``[analysed_start, analysed_end)`` is the character span of the context whose tokens are scored and may
+    be pruned: the question inside the chat prompt, or the reasoning prefix moved into the context.
+    """
+
+    example_id: str
+    context: str
+    response: str
+    analysed_start: int
+    analysed_end: int
+
+    @property
+    def analysed_text(self) -> str:
+        return self.context[self.analysed_start : self.analysed_end]
+
+    def pruned(self, spans: Sequence[tuple[int, int]]) -> LeafExample:
+        """The counterfactual: exactly the characters of ``spans`` (relative to the analysed text) deleted."""
+        kept = delete_spans(self.analysed_text, spans)
+        context = self.context[: self.analysed_start] + kept + self.context[self.analysed_end :]
+        return replace(self, context=context, analysed_end=self.analysed_start + len(kept))
+
+
+def delete_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """``text`` without the characters of ``spans`` (end-exclusive, sorted, non-overlapping, inside the text)."""
+    pieces, cursor = [], 0
+    for start, end in spans:
+        if not cursor <= start < end <= len(text):
+            raise ValueError(f"span ({start}, {end}) is empty, overlaps the previous one or lies outside a text of {len(text)} characters")
+        pieces.append(text[cursor:start])
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def response_prefix_cut(reasoning: str, share: float) -> int:
+    """Where the response-level prefix ends: the paragraph break (``\\n\\n``) nearest to ``share`` of the reasoning."""
+    breaks = [match.start() for match in re.finditer("\n\n", reasoning)]
+    if not breaks:
+        raise ValueError("the reasoning has one paragraph only; the response level needs a paragraph break to cut at")
+    target = share * len(reasoning)
+    return min(breaks, key=lambda position: (abs(position - target), position))
+
+
+def leaf_example(
+    tokenizer, example_id: str, question: str, reasoning: str, answer: str, *, level: str = "instruction", response_prefix_share: float = 0.5
+) -> LeafExample:
+    """Render a trace in the project's format (chat prompt, reasoning, boxed-answer suffix) for LeaF."""
+    prompt = render_prompt(tokenizer, question)
+    suffix = ANSWER_PREFIX + answer + ANSWER_CLOSE
+    if level == "instruction":
+        start = prompt.find(question) if question else -1
+        if start < 0:
+            raise ValueError(f"the question does not appear verbatim in the chat prompt of {tokenizer.name_or_path or type(tokenizer).__name__}")
+        return LeafExample(example_id, prompt, reasoning + suffix, start, start + len(question))
+    if level == "response":
+        cut = response_prefix_cut(reasoning, response_prefix_share)
+        return LeafExample(example_id, prompt + reasoning[:cut], reasoning[cut:] + suffix, len(prompt), len(prompt) + cut)
+    raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+
+
+@dataclass(frozen=True)
+class EncodedLeafExample:
+    """Token ids with EOS appended, which tokens belong to the response, and the analysed tokens."""
+
+    input_ids: list[int]
+    response_mask: list[bool]  # the token's first character is in the response (EOS included)
+    analysed_positions: list[int]
+    analysed_offsets: list[tuple[int, int]]  # character spans relative to the analysed text, clipped to it
+
+
+def encode_leaf_example(tokenizer, example: LeafExample) -> EncodedLeafExample:
+    """Tokenise context + response once; positions come from the offset mapping, never from re-tokenising."""
+    ids, offsets = tokenize_with_offsets(tokenizer, example.context + example.response)
+    boundary = len(example.context)
+    low, high = example.analysed_start, example.analysed_end
+    analysed = [
+        (position, (max(start, low) - low, min(end, high) - low))
+        for position, (start, end) in enumerate(offsets)
+        if start < high and end > low and end > start
+    ]
+    return EncodedLeafExample(
+        input_ids=[*ids, tokenizer.eos_token_id],
+        response_mask=[start >= boundary for start, _end in offsets] + [True],
+        analysed_positions=[position for position, _ in analysed],
+        analysed_offsets=[span for _, span in analysed],
+    )
+
+
+def response_loss_gradient_norms(model, encoded: Sequence[EncodedLeafExample], *, pad_token_id: int) -> list[np.ndarray]:
+    """g_i = ||dL/de_i||_2 at each example's analysed tokens, L its mean response cross-entropy; one batch.
+
+    Rows are right-padded: under the causal mask no real position sees a pad, and the summed per-example
+    losses give every row the gradient of its own loss. Weights are frozen; only the embeddings get gradients.
+    """
+    embedding = model.get_input_embeddings()
+    device = embedding.weight.device
+    width = max(len(example.input_ids) for example in encoded)
+    ids = torch.full((len(encoded), width), pad_token_id, dtype=torch.long, device=device)
+    attention = torch.zeros_like(ids)
+    response = torch.zeros_like(ids, dtype=torch.bool)
+    for row, example in enumerate(encoded):
+        length = len(example.input_ids)
+        ids[row, :length] = torch.tensor(example.input_ids, device=device)
+        attention[row, :length] = 1
+        response[row, :length] = torch.tensor(example.response_mask, device=device)
+    with input_gradient_mode(model, gradient_checkpointing=False):
+        embeds = embedding(ids).detach().requires_grad_(True)
+        logits = model(inputs_embeds=embeds, attention_mask=attention, use_cache=False).logits
+        # Logits at position t predict token t + 1: the loss of response token t + 1 is read at t.
+        targets = response[:, 1:]
+        token_loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
+        per_example = (token_loss * targets).sum(1) / targets.sum(1).clamp(min=1)
+        (gradient,) = torch.autograd.grad(per_example.sum(), embeds)
+    norms = gradient.float().norm(dim=-1).cpu().numpy()
+    return [norms[row, example.analysed_positions] for row, example in enumerate(encoded)]
+
+
+def min_max(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; a constant vector (nothing to tell apart) becomes all zeros."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    low, high = values.min(), values.max()
+    return np.zeros_like(values) if high - low <= 0 else (values - low) / (high - low)
+
+
+def align_scores(
+    target_offsets: Sequence[tuple[int, int]], source_offsets: Sequence[tuple[int, int]], source_scores: np.ndarray, *, names: tuple[str, str]
+) -> np.ndarray:
+    """``source_scores`` carried onto the target tokens: each target token takes the overlap-weighted mean
+    of the source tokens sharing its characters. Identical tokenisations pass through unchanged."""
+    if list(target_offsets) == list(source_offsets):
+        return np.asarray(source_scores, dtype=np.float64)
+    target = np.asarray(target_offsets, dtype=np.int64).reshape(-1, 2)
+    source = np.asarray(source_offsets, dtype=np.int64).reshape(-1, 2)
+    overlap = np.minimum(target[:, None, 1], source[None, :, 1]) - np.maximum(target[:, None, 0], source[None, :, 0])
+    overlap = np.clip(overlap, 0, None).astype(np.float64)
+    covered = overlap.sum(1)
+    if np.any(covered == 0):
+        start, end = target[np.argmax(covered == 0)]
+        raise TokenAlignmentError(
+            f"cannot align the tokens of {names[1]} with those of {names[0]}: characters {start}-{end} of the analysed "
+            f"text belong to a token of {names[1]} but to no token of {names[0]}"
+        )
+    return overlap @ np.asarray(source_scores, dtype=np.float64) / covered
+
+
+def gradient_delta(teacher_scores: np.ndarray, student_scores: np.ndarray) -> np.ndarray:
+    """delta = min-max(g_T - g_S) for scores already min-max normalised and on the same tokens."""
+    return min_max(np.asarray(teacher_scores) - np.asarray(student_scores))
+
+
+def _tokenizer_name(tokenizer) -> str:
+    return f"{type(tokenizer).__name__}({tokenizer.name_or_path or 'unnamed'}, {len(tokenizer)} tokens)"
+
+
+def _fingerprint(teacher, student, teacher_tokenizer, student_tokenizer, settings: dict) -> str:
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for model in (teacher, student):
+        digest.update(weights_digest(model).encode())
+    for tokenizer in (teacher_tokenizer, student_tokenizer):
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        digest.update((backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)).encode())
+        digest.update((tokenizer.chat_template or "").encode())
+    return "leaf-" + digest.hexdigest()[:16]
+
+
+def _example_key(trace_id: str, question: str, reasoning: str, answer: str) -> str:
+    return hashlib.sha256(json.dumps([trace_id, question, reasoning, answer]).encode()).hexdigest()[:24]
+
+
+@dataclass
+class GradientComparison:
+    """Per student token of every analysed example: g_T, g_S, delta; the rejected traces with reasons."""
+
+    scores: pd.DataFrame
+    rejects: pd.DataFrame
+    resumed: int
+    computed: int
+
+
+def compare_gradients(
+    traces: pd.DataFrame,
+    teacher,
+    student,
+    teacher_tokenizer,
+    student_tokenizer=None,
+    *,
+    level: str = "instruction",
+    response_prefix_share: float = 0.5,
+    batch_size: int = 8,
+    max_tokens: int = 4096,
+    store: AttributionStore | None = None,
+) -> GradientComparison:
+    """Teacher-versus-student gradient comparison for every trace of a ``traces`` table.
+
+    Scores are on the student's tokens. A trace is rejected with its reason when it cannot be analysed
+    (too long, nothing to analyse, no paragraph break at the response level); a trace whose tokens cannot
+    be aligned across two different tokenizers stops the run, naming both. Finished examples are saved to
+    ``store`` after each batch, so a killed run resumes without redoing them.
+    """
+    student_tokenizer = student_tokenizer or teacher_tokenizer
+    names = (_tokenizer_name(teacher_tokenizer), _tokenizer_name(student_tokenizer))
+    settings = {"level": level, "response_prefix_share": response_prefix_share if level == "response" else None}
+    fingerprint = _fingerprint(teacher, student, teacher_tokenizer, student_tokenizer, settings)
+    pending, rejects, records = [], [], []
+    resumed = 0
+    for row in traces.itertuples(index=False):
+        key = _example_key(row.trace_id, row.question, row.reasoning, row.answer)
+        record = store.load(fingerprint, key) if store else None
+        if record is not None:
+            records.append(record)
+            resumed += 1
+            continue
+        try:
+            encoded = []
+            for tokenizer in (teacher_tokenizer, student_tokenizer):
+                example = leaf_example(tokenizer, row.trace_id, row.question, row.reasoning, row.answer, level=level, response_prefix_share=response_prefix_share)
+                encoded.append(encode_leaf_example(tokenizer, example))
+        except ValueError as error:
+            rejects.append({"trace_id": row.trace_id, "kind": "cannot_render", "reason": f"trace {row.trace_id!r}: {error}"})
+            continue
+        longest = max(len(item.input_ids) for item in encoded)
+        if longest > max_tokens:
+            reason = f"trace {row.trace_id!r}: {longest} tokens, over leaf.max_tokens={max_tokens}"
+            rejects.append({"trace_id": row.trace_id, "kind": "too_long", "reason": reason})
+            continue
+        if not encoded[1].analysed_positions:
+            rejects.append({"trace_id": row.trace_id, "kind": "nothing_to_analyse", "reason": f"trace {row.trace_id!r}: the analysed span has no tokens"})
+            continue
+        pending.append((row, key, example.analysed_text, *encoded))
+    if resumed:
+        logger.info("Resuming the gradient comparison: %d of %d traces already done", resumed, len(traces))
+    # Similar lengths share a batch, so little compute goes to padding.
+    pending.sort(key=lambda item: len(item[4].input_ids))
+    for start in tqdm(range(0, len(pending), batch_size), desc="gradient comparison", unit="batch", mininterval=2):
+        batch = pending[start : start + batch_size]
+        teacher_norms = response_loss_gradient_norms(teacher, [item[3] for item in batch], pad_token_id=teacher_tokenizer.pad_token_id)
+        student_norms = response_loss_gradient_norms(student, [item[4] for item in batch], pad_token_id=student_tokenizer.pad_token_id)
+        for (row, key, text, on_teacher, on_student), g_teacher, g_student in zip(batch, teacher_norms, student_norms, strict=True):
+            teacher_scores = align_scores(on_student.analysed_offsets, on_teacher.analysed_offsets, min_max(g_teacher), names=names)
+            student_scores = min_max(g_student)
+            record = {
+                "trace_id": row.trace_id,
+                "starts": [start for start, _end in on_student.analysed_offsets],
+                "ends": [end for _start, end in on_student.analysed_offsets],
+                "texts": [text[start:end] for start, end in on_student.analysed_offsets],
+                "g_teacher": teacher_scores.tolist(),
+                "g_student": student_scores.tolist(),
+                "delta": gradient_delta(teacher_scores, student_scores).tolist(),
+            }
+            if store:
+                store.save(fingerprint, key, record)
+            records.append(record)
+    rows = [
+        {
+            "trace_id": record["trace_id"],
+            "token_index": index,
+            "start": record["starts"][index],
+            "end": record["ends"][index],
+            "text": record["texts"][index],
+            "g_teacher": record["g_teacher"][index],
+            "g_student": record["g_student"][index],
+            "delta": record["delta"][index],
+        }
+        for record in records
+        for index in range(len(record["starts"]))
+    ]
+    scores = pd.DataFrame(rows, columns=GRADIENT_COLUMNS).sort_values(["trace_id", "token_index"], ignore_index=True)
+    return GradientComparison(scores, pd.DataFrame(rejects, columns=REJECT_COLUMNS), resumed, len(records) - resumed)

@@ -1,0 +1,109 @@
+"""Wiring of ``leaf``: gradient comparison -> confounders -> counterfactuals -> intervention check ->
+distillation (``kd`` and ``leaf`` namespaces) -> evaluation -> comparison and report."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from tracesieve.config import DISTILLATION_VARIANTS
+from tracesieve.pipelines import ingestion, world
+from tracesieve.pipelines.evaluation.nodes import BASE_MODEL
+from tracesieve.pipelines.evaluation.pipeline import create_evaluation_pipelines
+from tracesieve.pipelines.leaf.nodes import (
+    build_counterfactuals,
+    check_counterfactuals,
+    compare_distillation,
+    compare_teacher_student_gradients,
+    distill_variant,
+    score_against_planted_distractors,
+    write_leaf_report,
+)
+
+
+def create_distillation_pipeline() -> Pipeline:
+    """Distil the teacher into the student with one variant's lambda and counterfactuals."""
+    return Pipeline(
+        [
+            Node(
+                distill_variant,
+                inputs=["student_model", "teacher_model", "tokenizer", "traces", "leaf_checked_counterfactuals", "params:leaf", "params:variant"],
+                outputs=["model", "training_metrics", "training_log"],
+                name="distill_variant",
+            )
+        ]
+    )
+
+
+def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
+    """On the embedded world (the default), ``leaf`` runs from scratch: it includes the world and the
+    ingestion of its traces (their warm-up training resumes from finished checkpoints) and scores the
+    confounders against the planted distractors. ``embedded_world=False`` is the version for real data,
+    which ``from_traces`` runs after its own ingestion.
+    """
+    planted_distractors = embedded_world
+    analysis = Pipeline(
+        [
+            Node(
+                compare_teacher_student_gradients,
+                inputs=["traces", "teacher.model", "student.model", "tokenizer", "params:leaf", "leaf_gradient_store"],
+                outputs=["leaf_gradients", "leaf_gradient_rejects", "leaf_gradient_metrics"],
+                name="compare_teacher_student_gradients",
+            ),
+            Node(
+                build_counterfactuals,
+                inputs=["traces", "leaf_gradients", "tokenizer", "params:leaf"],
+                outputs=["leaf_confounders", "leaf_counterfactuals", "leaf_counterfactual_metrics"],
+                name="build_counterfactuals",
+            ),
+            Node(
+                check_counterfactuals,
+                inputs=["leaf_counterfactuals", "traces", "teacher.model", "student.model", "tokenizer", "params:leaf"],
+                outputs=["leaf_checked_counterfactuals", "leaf_check_metrics"],
+                name="check_counterfactuals",
+            ),
+        ]
+    )
+    shared = {"tokenizer": "tokenizer", "traces": "traces", "leaf_checked_counterfactuals": "leaf_checked_counterfactuals"}
+    distillation = [
+        Pipeline(
+            create_distillation_pipeline(),
+            namespace=variant,
+            inputs={"student_model": "student.model", "teacher_model": "teacher.model", **shared},
+            parameters={"params:leaf": "params:leaf", "params:variant": f"params:leaf.variants.{variant}"},
+        )
+        for variant in DISTILLATION_VARIANTS
+    ]
+    evaluation = create_evaluation_pipelines(DISTILLATION_VARIANTS)
+    comparison_inputs = {"leaf_params": "params:leaf", "evaluation_params": "params:evaluation"}
+    comparison_inputs |= {f"{name}_generations": f"{name}.generations" for name in (BASE_MODEL, *DISTILLATION_VARIANTS)}
+    comparison_inputs |= {f"{variant}_training_log": f"{variant}.training_log" for variant in DISTILLATION_VARIANTS}
+    planted = {"world_distractors": "world_distractors"} if planted_distractors else {}
+    reporting = [
+        Node(compare_distillation, inputs=comparison_inputs, outputs=["leaf_comparison", "leaf_comparison_metrics"], name="compare_distillation"),
+        Node(
+            write_leaf_report,
+            inputs={
+                "leaf_comparison": "leaf_comparison",
+                "leaf_checked_counterfactuals": "leaf_checked_counterfactuals",
+                "leaf_confounders": "leaf_confounders",
+                "leaf_params": "params:leaf",
+                **planted,
+            },
+            outputs="leaf_report",
+            name="write_leaf_report",
+        ),
+    ]
+    if planted_distractors:
+        reporting.append(
+            Node(
+                score_against_planted_distractors,
+                inputs=["leaf_confounders", "leaf_checked_counterfactuals", "world_distractors", "traces", "params:leaf"],
+                outputs="leaf_distractor_metrics",
+                name="score_against_planted_distractors",
+            )
+        )
+    stages = Pipeline([analysis, *distillation, *evaluation, *reporting])
+    if embedded_world:
+        # Identical nodes merge when pipelines are summed, so __default__ still runs each world node once.
+        return Pipeline([world.create_pipeline(), ingestion.create_pipeline(), stages])
+    return stages
