@@ -371,17 +371,24 @@ class AttributionStore:
         os.replace(partial, file)
 
 
+def tokenizer_digest(tokenizer) -> str:
+    """sha256 of what decides how text becomes tokens: the tokenizer's definition and its chat template."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    digest = hashlib.sha256((backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)).encode())
+    digest.update((tokenizer.chat_template or "").encode())
+    return digest.hexdigest()
+
+
 def attribution_fingerprint(model, tokenizer, settings: dict) -> str:
     """A short hash of everything that shapes a trace's attributions besides the trace itself."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(weights_digest(model).encode())
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    digest.update((backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)).encode())
-    digest.update((tokenizer.chat_template or "").encode())
+    digest.update(tokenizer_digest(tokenizer).encode())
     return digest.hexdigest()[:16]
 
 
-def _trace_key(trace_id: str, question: str, reasoning: str, answer: str) -> str:
+def trace_key(trace_id: str, question: str, reasoning: str, answer: str) -> str:
+    """A stored result's name: a hash of the trace's id and content, so an edited trace is never served stale."""
     return hashlib.sha256(json.dumps([trace_id, question, reasoning, answer]).encode()).hexdigest()[:24]
 
 
@@ -412,7 +419,7 @@ def attribute_traces(
     }
     device = model.get_input_embeddings().weight.device
     fingerprint = attribution_fingerprint(model, tokenizer, {**engine, "dtype": str(model.dtype), "device": device.type})
-    keys = [_trace_key(row.trace_id, row.question, row.reasoning, row.answer) for row in traces.itertuples()]
+    keys = [trace_key(row.trace_id, row.question, row.reasoning, row.answer) for row in traces.itertuples()]
     already = sum(store.has(fingerprint, key) for key in keys) if store else 0
     if already:
         logger.info("Resuming attribution: %d of %d traces already done in %s", already, len(traces), store.root / fingerprint)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tracesieve.attribution import AttributionStore, input_gradient_mode
+from tracesieve.attribution import AttributionStore, input_gradient_mode, tokenizer_digest, trace_key
 from tracesieve.modeling import weights_digest
 from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, render_prompt, tokenize_with_offsets
 
@@ -201,14 +201,8 @@ def _fingerprint(teacher, student, teacher_tokenizer, student_tokenizer, setting
     for model in (teacher, student):
         digest.update(weights_digest(model).encode())
     for tokenizer in (teacher_tokenizer, student_tokenizer):
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        digest.update((backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)).encode())
-        digest.update((tokenizer.chat_template or "").encode())
+        digest.update(tokenizer_digest(tokenizer).encode())
     return "leaf-" + digest.hexdigest()[:16]
-
-
-def _example_key(trace_id: str, question: str, reasoning: str, answer: str) -> str:
-    return hashlib.sha256(json.dumps([trace_id, question, reasoning, answer]).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -248,7 +242,7 @@ def compare_gradients(
     pending, rejects, records = [], [], []
     resumed = 0
     for row in traces.itertuples(index=False):
-        key = _example_key(row.trace_id, row.question, row.reasoning, row.answer)
+        key = trace_key(row.trace_id, row.question, row.reasoning, row.answer)
         record = store.load(fingerprint, key) if store else None
         if record is not None:
             records.append(record)
