@@ -118,17 +118,6 @@ class DistillationTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
 
-def check_shared_vocabulary(teacher_tokenizer, student_tokenizer) -> None:
-    """KL over the vocabulary compares token by token: both models must read and write the same tokens."""
-    if teacher_tokenizer is student_tokenizer:
-        return
-    if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
-        raise ValueError(
-            f"distillation needs one vocabulary, but the teacher's tokenizer {teacher_tokenizer.name_or_path!r} and the "
-            f"student's {student_tokenizer.name_or_path!r} differ ({len(teacher_tokenizer)} vs {len(student_tokenizer)} tokens)"
-        )
-
-
 def distill(
     student,
     teacher,
