@@ -181,3 +181,45 @@ def test_kedro_viz_build_shows_the_pipelines(project):
     assert main["modular_pipelines"]["selective_sft"]["children"]
     layers = set(main["layers"])
     assert {"raw", "intermediate", "primary", "feature", "model_input", "models", "reporting"} <= layers
+
+
+@pytest.mark.slow
+def test_attribution_sharded_over_two_processes_equals_the_single_process_run(project):
+    """2 CPU processes (torchrun, gloo, through Accelerate's PartialState): disjoint shards whose union the
+    Kedro stage reads back. (On CPU, `accelerate launch` starts one process unless MPI is set up; on GPUs,
+    `accelerate launch --multi_gpu` runs this same torchrun launch.)"""
+    import pandas as pd
+
+    root, env = project
+    single_path = root / "data/03_primary/token_attributions.parquet"
+    if not single_path.is_file():
+        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    single = pd.read_parquet(single_path).set_index("trace_id")
+    # An environment whose only change is a fresh attribution store, so the shards compute every trace.
+    (root / "conf" / "sharded").mkdir(exist_ok=True)
+    store = "data/03_primary/sharded_attribution_store"
+    entry = {"type": "tracesieve.datasets.AttributionStoreDataset", "path": store}
+    (root / "conf" / "sharded" / "catalog.yml").write_text(yaml.safe_dump({"attribution_store": entry}))
+    launch = [str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.shard_attribution", "--env", "sharded"]
+    result = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "shard 0/2: 6 attributed (0 resumed, 6 computed)" in result.stdout
+    assert "shard 1/2: 6 attributed (0 resumed, 6 computed)" in result.stdout
+    assert len(list((root / store).glob("*/*.parquet"))) == 12  # every trace once, no half-written file
+
+    # Relaunched, the shards resume instead of recomputing.
+    again = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "shard 1/2: 6 attributed (6 resumed, 0 computed)" in again.stdout
+
+    # The Kedro stage reads the union from the store and builds the same table as the single-process run.
+    stage = subprocess.run(
+        [str(BIN / "kedro"), "run", "--env", "sharded", "--pipeline", "attribution"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert stage.returncode == 0, stage.stdout[-3000:] + stage.stderr[-3000:]
+    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
+    assert latest.data.metrics["attribution.traces_resumed"] == 12 and latest.data.metrics.get("attribution.traces_computed", 0) == 0
+    union = pd.read_parquet(single_path).set_index("trace_id")
+    assert sorted(union.index) == sorted(single.index)
+    for trace_id, row in single.iterrows():
+        assert list(union.loc[trace_id, "input_ids"]) == list(row["input_ids"])
+        assert union.loc[trace_id, "attributions"] == pytest.approx(row["attributions"], rel=1e-4, abs=1e-6)
