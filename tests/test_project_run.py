@@ -223,3 +223,24 @@ def test_attribution_sharded_over_two_processes_equals_the_single_process_run(pr
     for trace_id, row in single.iterrows():
         assert list(union.loc[trace_id, "input_ids"]) == list(row["input_ids"])
         assert union.loc[trace_id, "attributions"] == pytest.approx(row["attributions"], rel=1e-4, abs=1e-6)
+
+
+def test_the_paper_environment_validates_and_names_its_missing_model_folders(project):
+    """Without the papers' checkpoints, `--env paper` stops before any work and says which folders are missing;
+    the default pipeline, which would train the world into those read-only folders, is refused too."""
+    root, env = project
+    wide = {**env, "COLUMNS": "400"}  # rich wraps long lines at the terminal width
+    result = subprocess.run([str(BIN / "kedro"), "run", "--env", "paper", "--pipeline", "from_traces"], cwd=root, env=wide, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "This run (env paper) cannot start" in output
+    assert "Invalid parameters" not in output  # the papers' settings pass every schema
+    for name, folder in (
+        ("teacher.model", "DeepSeek-R1-Distill-Qwen-1.5B"), ("student.model", "DeepSeek-R1-Distill-Qwen-1.5B"),
+        ("leaf_teacher.model", "Llama-3.1-8B-Instruct"), ("leaf_student.model", "Llama-3.2-1B-Instruct"),
+    ):
+        assert f"{name}: no folder at {root / 'data/06_models/paper' / folder}" in output
+    assert "raw_traces: no trace file matches" in output
+    everything = subprocess.run([str(BIN / "kedro"), "run", "--env", "paper"], cwd=root, env=wide, capture_output=True, text=True, timeout=300)
+    assert everything.returncode != 0
+    assert "teacher.model: this pipeline would overwrite it, but it is read-only" in everything.stdout + everything.stderr
+    assert not (root / "data/06_models/paper").exists()  # nothing was written

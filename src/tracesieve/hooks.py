@@ -1,4 +1,5 @@
-"""Kedro hooks: each node's wall time goes to the run's MLflow metrics (``node_seconds.<node name>``)."""
+"""Kedro hooks: a preflight check before any node runs, and each node's wall time in MLflow
+(``node_seconds.<node name>``)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,55 @@ class NodeTimingHooks:
         seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
         if mlflow.active_run() is not None:  # kedro-mlflow opens one per kedro run
             mlflow.log_metric(f"node_seconds.{node.name}", seconds)
+
+
+def _config_classes() -> dict:
+    from tracesieve import config
+
+    return {
+        "world": config.WorldConfig,
+        "ingestion": config.IngestionConfig,
+        "attribution": config.AttributionConfig,
+        "segmentation": config.SegmentationConfig,
+        "selection": config.SelectionConfig,
+        "fine_tuning": config.FineTuningConfig,
+        "evaluation": config.EvaluationConfig,
+        "reporting": config.ReportingConfig,
+        "leaf": config.LeafConfig,
+    }
+
+
+def preflight_problems(pipeline, catalog, parameters: dict) -> list[str]:
+    """What would make this run fail part-way, found before it starts: invalid parameters, a provided
+    (read-only) model folder the pipeline would overwrite, a model or tokenizer folder it reads that is absent."""
+    from tracesieve.datasets.hf import _FolderDataset
+    from tracesieve.datasets.trace_files import TraceFilesDataset
+
+    problems = []
+    for name, schema in _config_classes().items():
+        if name in parameters:
+            try:
+                schema.from_params(parameters[name], name=name)
+            except ValueError as error:
+                problems.append(str(error))
+    for name in sorted(pipeline.all_outputs()):
+        dataset = catalog.get(name) if name in catalog else None
+        if isinstance(dataset, _FolderDataset) and not dataset.writable:
+            problems.append(f"{name}: this pipeline would overwrite it, but it is read-only here ({dataset._path}); run --pipeline from_traces")
+    for name in sorted(pipeline.inputs()):
+        dataset = catalog.get(name) if name in catalog else None
+        if isinstance(dataset, _FolderDataset | TraceFilesDataset) and (reason := dataset.missing()):
+            problems.append(f"{name}: {reason}")
+    return problems
+
+
+class PreflightHooks:
+    """Stops a run before its first node when it could not finish, naming every problem at once."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        parameters = catalog.load("parameters") if "parameters" in catalog else {}
+        problems = preflight_problems(pipeline, catalog, parameters)
+        if problems:
+            env = run_params.get("env") or "base + local"
+            raise ValueError(f"This run (env {env}) cannot start:\n- " + "\n- ".join(problems))

@@ -15,6 +15,6 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
 }
 
-from tracesieve.hooks import NodeTimingHooks  # noqa: E402
+from tracesieve.hooks import NodeTimingHooks, PreflightHooks  # noqa: E402
 
-HOOKS = (NodeTimingHooks(),)
+HOOKS = (PreflightHooks(), NodeTimingHooks())

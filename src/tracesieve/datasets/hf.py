@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, DatasetError
 
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 
@@ -22,18 +22,36 @@ def _log_folder_to_mlflow(path: Path, artifact_path: str | None) -> None:
 
 
 class _FolderDataset(AbstractDataset):
-    def __init__(self, path: str, mlflow_artifact_path: str | None = None, metadata: dict[str, Any] | None = None):
+    """A folder the pipelines read and, unless ``writable: false`` (a user's own checkpoint), write."""
+
+    required_file = "config.json"
+
+    def __init__(self, path: str, mlflow_artifact_path: str | None = None, metadata: dict[str, Any] | None = None, writable: bool = True):
         self._path = Path(path)
         self._mlflow_artifact_path = mlflow_artifact_path
         self.metadata = metadata
+        self.writable = writable
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "mlflow_artifact_path": self._mlflow_artifact_path}
+        return {"path": str(self._path), "mlflow_artifact_path": self._mlflow_artifact_path, "writable": self.writable}
 
     def _exists(self) -> bool:
         return self._path.is_dir()
 
+    def missing(self) -> str | None:
+        """Why the folder cannot be loaded (for a check before a run starts), or None when it can."""
+        if not self._path.is_dir():
+            return f"no folder at {self._path}"
+        if not (self._path / self.required_file).is_file():
+            return f"{self._path} has no {self.required_file}"
+        return None
+
     def _replace_folder(self) -> None:
+        if not self.writable:
+            raise DatasetError(
+                f"{self._path} is read-only (writable: false): it holds a model or tokenizer you provided. "
+                "Run the pipelines that read it (e.g. --pipeline from_traces), not the world, which trains its own."
+            )
         # Saving over an older model must not leave its stale shards beside the new ones.
         if self._path.exists():
             shutil.rmtree(self._path)
@@ -50,8 +68,9 @@ class HFModelDataset(_FolderDataset):
         trust_remote_code: bool = False,
         mlflow_artifact_path: str | None = None,
         metadata: dict[str, Any] | None = None,
+        writable: bool = True,
     ):
-        super().__init__(path, mlflow_artifact_path, metadata)
+        super().__init__(path, mlflow_artifact_path, metadata, writable)
         self._dtype = dtype
         self._trust_remote_code = trust_remote_code
 
@@ -67,14 +86,17 @@ class HFModelDataset(_FolderDataset):
 class HFTokenizerDataset(_FolderDataset):
     """A tokenizer folder written with ``save_pretrained``."""
 
+    required_file = "tokenizer_config.json"
+
     def __init__(
         self,
         path: str,
         trust_remote_code: bool = False,
         mlflow_artifact_path: str | None = None,
         metadata: dict[str, Any] | None = None,
+        writable: bool = True,
     ):
-        super().__init__(path, mlflow_artifact_path, metadata)
+        super().__init__(path, mlflow_artifact_path, metadata, writable)
         self._trust_remote_code = trust_remote_code
 
     def load(self):

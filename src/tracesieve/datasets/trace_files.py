@@ -8,6 +8,7 @@ embedded world, which produces its traces as a raw file like any other source: i
 
 from __future__ import annotations
 
+import glob
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ class TraceFilesDataset(AbstractDataset):
 
     def load(self) -> list[RawRecord]:
         return read_raw_records(self._path)
+
+    def missing(self) -> str | None:
+        """Why there is nothing to read (for a check before a run starts), or None when there is."""
+        if self._writable or Path(self._path).exists() or glob.glob(self._path, recursive=True):
+            return None
+        return f"no trace file matches {self._path}"
 
     def save(self, records: list[dict[str, Any]]) -> None:
         if not self._writable:

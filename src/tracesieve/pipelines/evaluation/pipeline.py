@@ -21,20 +21,17 @@ def create_model_pipeline() -> Pipeline:
     )
 
 
-SHARED_INPUTS = {"tokenizer", "eval_problems"}
 PARAMETERS = {"params:evaluation": "params:evaluation"}
 
 
-def create_evaluation_pipelines(models: tuple[str, ...]) -> list[Pipeline]:
+def create_evaluation_pipelines(
+    models: tuple[str, ...], *, base_name: str = BASE_MODEL, base_model: str = "student.model", tokenizer: str = "tokenizer"
+) -> list[Pipeline]:
     """The base model (the student every variant starts from; it anchors every table) and each of ``models``,
-    graded by the same namespaced pipeline. Pipelines that share the base's nodes merge them into one."""
-    base = Pipeline(
-        create_model_pipeline(),
-        namespace=BASE_MODEL,
-        inputs={"model": "student.model", **{name: name for name in SHARED_INPUTS}},
-        parameters=PARAMETERS,
-    )
-    return [base, *(Pipeline(create_model_pipeline(), namespace=model, inputs=SHARED_INPUTS, parameters=PARAMETERS) for model in models)]
+    graded by the same namespaced pipeline with ``tokenizer``. Identical nodes merge when pipelines are summed."""
+    shared = {"tokenizer": tokenizer, "eval_problems": "eval_problems"}
+    base = Pipeline(create_model_pipeline(), namespace=base_name, inputs={"model": base_model, **shared}, parameters=PARAMETERS)
+    return [base, *(Pipeline(create_model_pipeline(), namespace=model, inputs=shared, parameters=PARAMETERS) for model in models)]
 
 
 def create_pipeline(**kwargs) -> Pipeline:

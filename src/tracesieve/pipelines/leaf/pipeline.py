@@ -20,6 +20,11 @@ from tracesieve.pipelines.leaf.nodes import (
 )
 
 
+# The models LeaF reads: its own roles, because a real run distils other models than it attributes with.
+# The world publishes its teacher, student and tokenizer under these names (world.share_models_with_leaf).
+LEAF_STUDENT = "leaf_student"
+
+
 def create_distillation_pipeline() -> Pipeline:
     """Distil the teacher into the student with one variant's lambda and counterfactuals."""
     return Pipeline(
@@ -45,37 +50,41 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
         [
             Node(
                 compare_teacher_student_gradients,
-                inputs=["traces", "teacher.model", "student.model", "tokenizer", "params:leaf", "leaf_gradient_store"],
+                inputs=["traces", "leaf_teacher.model", "leaf_student.model", "leaf_tokenizer", "params:leaf", "leaf_gradient_store"],
                 outputs=["leaf_gradients", "leaf_gradient_rejects", "leaf_gradient_metrics"],
                 name="compare_teacher_student_gradients",
             ),
             Node(
                 build_counterfactuals,
-                inputs=["traces", "leaf_gradients", "tokenizer", "params:leaf"],
+                inputs=["traces", "leaf_gradients", "leaf_tokenizer", "params:leaf"],
                 outputs=["leaf_confounders", "leaf_counterfactuals", "leaf_counterfactual_metrics"],
                 name="build_counterfactuals",
             ),
             Node(
                 check_counterfactuals,
-                inputs=["leaf_counterfactuals", "traces", "teacher.model", "student.model", "tokenizer", "params:leaf"],
+                inputs=["leaf_counterfactuals", "traces", "leaf_teacher.model", "leaf_student.model", "leaf_tokenizer", "params:leaf"],
                 outputs=["leaf_checked_counterfactuals", "leaf_check_metrics"],
                 name="check_counterfactuals",
             ),
         ]
     )
-    shared = {"tokenizer": "tokenizer", "traces": "traces", "leaf_checked_counterfactuals": "leaf_checked_counterfactuals"}
+    shared = {"tokenizer": "leaf_tokenizer", "traces": "traces", "leaf_checked_counterfactuals": "leaf_checked_counterfactuals"}
     distillation = [
         Pipeline(
             create_distillation_pipeline(),
             namespace=variant,
-            inputs={"student_model": "student.model", "teacher_model": "teacher.model", **shared},
+            inputs={"student_model": "leaf_student.model", "teacher_model": "leaf_teacher.model", **shared},
             parameters={"params:leaf": "params:leaf", "params:variant": f"params:leaf.variants.{variant}"},
         )
         for variant in DISTILLATION_VARIANTS
     ]
-    evaluation = create_evaluation_pipelines(DISTILLATION_VARIANTS)
+    # LeaF's base row is its own student, graded like every model (in the world, the same weights as `base`).
+    evaluation = create_evaluation_pipelines(
+        DISTILLATION_VARIANTS, base_name=LEAF_STUDENT, base_model=f"{LEAF_STUDENT}.model", tokenizer="leaf_tokenizer"
+    )
     comparison_inputs = {"leaf_params": "params:leaf", "evaluation_params": "params:evaluation"}
-    comparison_inputs |= {f"{name}_generations": f"{name}.generations" for name in (BASE_MODEL, *DISTILLATION_VARIANTS)}
+    comparison_inputs[f"{BASE_MODEL}_generations"] = f"{LEAF_STUDENT}.generations"
+    comparison_inputs |= {f"{name}_generations": f"{name}.generations" for name in DISTILLATION_VARIANTS}
     comparison_inputs |= {f"{variant}_training_log": f"{variant}.training_log" for variant in DISTILLATION_VARIANTS}
     planted = {"world_distractors": "world_distractors"} if planted_distractors else {}
     reporting = [

@@ -167,3 +167,9 @@ def summarize_world(
     metrics["reasoning_tokens_mean"] = float(sum(lengths) / len(lengths))
     metrics["reasoning_tokens_max"] = float(max(lengths))
     return as_mlflow_metrics(metrics)
+
+
+def share_models_with_leaf(teacher_model, student_model, tokenizer):
+    """The world's teacher, student and tokenizer, published as LeaF's (a real environment points those
+    names at other folders: LeaF distils other models than the segment-level method trains)."""
+    return teacher_model, student_model, tokenizer

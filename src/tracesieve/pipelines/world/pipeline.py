@@ -7,6 +7,7 @@ from tracesieve.pipelines.world.nodes import (
     evaluate_warmup_model,
     export_eval_problems,
     generate_world_tables,
+    share_models_with_leaf,
     summarize_world,
     train_warmup_model,
 )
@@ -61,4 +62,10 @@ def create_pipeline(**kwargs) -> Pipeline:
         )
         for role in ("teacher", "student")
     ]
-    return Pipeline([generation, *warmups])
+    publish = Node(
+        share_models_with_leaf,
+        inputs=["teacher.model", "student.model", "tokenizer"],
+        outputs=["leaf_teacher.model", "leaf_student.model", "leaf_tokenizer"],
+        name="share_models_with_leaf",
+    )
+    return Pipeline([generation, *warmups, publish])
