@@ -249,10 +249,11 @@ def compare_gradients(
             resumed += 1
             continue
         try:
-            encoded = []
-            for tokenizer in (teacher_tokenizer, student_tokenizer):
-                example = leaf_example(tokenizer, row.trace_id, row.question, row.reasoning, row.answer, level=level, response_prefix_share=response_prefix_share)
-                encoded.append(encode_leaf_example(tokenizer, example))
+            examples = [
+                leaf_example(tokenizer, row.trace_id, row.question, row.reasoning, row.answer, level=level, response_prefix_share=response_prefix_share)
+                for tokenizer in (teacher_tokenizer, student_tokenizer)
+            ]
+            encoded = [encode_leaf_example(tokenizer, example) for tokenizer, example in zip((teacher_tokenizer, student_tokenizer), examples, strict=True)]
         except ValueError as error:
             rejects.append({"trace_id": row.trace_id, "kind": "cannot_render", "reason": f"trace {row.trace_id!r}: {error}"})
             continue
@@ -264,7 +265,7 @@ def compare_gradients(
         if not encoded[1].analysed_positions:
             rejects.append({"trace_id": row.trace_id, "kind": "nothing_to_analyse", "reason": f"trace {row.trace_id!r}: the analysed span has no tokens"})
             continue
-        pending.append((row, key, example.analysed_text, *encoded))
+        pending.append((row, key, examples[1].analysed_text, *encoded))  # the student's tokens carry the scores
     if resumed:
         logger.info("Resuming the gradient comparison: %d of %d traces already done", resumed, len(traces))
     # Similar lengths share a batch, so little compute goes to padding.

@@ -217,7 +217,7 @@ def distillation_items(
     """Training items in trace order: the original (whole response, instruction level) of every trace, paired
     with each of its kept counterfactuals when the variant uses them (one item per counterfactual)."""
     originals = _examples(traces, tokenizer, config, level="instruction")
-    analysed = _examples(traces, tokenizer, config) if variant.counterfactuals else {}
+    analysed = originals if config.level == "instruction" else _examples(traces, tokenizer, config)
     kept = counterfactuals[counterfactuals["kept"].astype(bool)] if variant.counterfactuals else counterfactuals.iloc[0:0]
     by_trace = {trace_id: group for trace_id, group in kept.groupby("trace_id")}
     limit = config.distillation.max_length
