@@ -294,3 +294,14 @@ def test_leaf_parameters_are_validated():
         LeafConfig.from_params({"variants": {"kd": {"lambda": 1.0}}}, name="leaf")
     with pytest.raises(ValueError, match="lambda"):
         LeafConfig.from_params({"variants": {"kd": {"lambda": 1.0}, "leaf": {"lambda": 1.5}}}, name="leaf")
+
+
+def test_counterfactuals_that_delete_only_planted_text():
+    from tracesieve.leaf.confounders import deletes_only_planted_text
+
+    counterfactuals = pd.DataFrame(
+        {"trace_id": ["a", "a", "a", "b"], "spans": [[[4, 8]], [[4, 8], [12, 14]], [], [[4, 8]]]}
+    )
+    planted = pd.DataFrame({"trace_id": ["a"], "start": [2], "end": [10]})
+    # Inside the span; one span outside it; nothing deleted; a trace without planted text.
+    assert deletes_only_planted_text(counterfactuals, planted).tolist() == [True, False, False, False]

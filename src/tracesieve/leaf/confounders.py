@@ -76,11 +76,27 @@ def flag_confounders(scores: pd.DataFrame, quantile: float, *, max_share: float 
     return pd.concat(flagged, ignore_index=True) if flagged else pd.DataFrame(columns=columns)
 
 
+def _spans_by_trace(planted: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
+    return {trace_id: list(zip(group["start"], group["end"], strict=True)) for trace_id, group in planted.groupby("trace_id")}
+
+
 def in_planted_spans(tokens: pd.DataFrame, planted: pd.DataFrame) -> np.ndarray:
     """Whether each token's first character lies in a planted span of its trace (both in the same coordinates)."""
-    spans = {trace_id: list(zip(group["start"], group["end"], strict=True)) for trace_id, group in planted.groupby("trace_id")}
+    spans = _spans_by_trace(planted)
     return np.array(
         [any(low <= start < high for low, high in spans.get(trace_id, ())) for trace_id, start in zip(tokens["trace_id"], tokens["start"], strict=True)],
+        dtype=bool,
+    )
+
+
+def deletes_only_planted_text(counterfactuals: pd.DataFrame, planted: pd.DataFrame) -> np.ndarray:
+    """Whether each counterfactual deletes something, and only characters inside planted spans of its trace."""
+    spans = _spans_by_trace(planted)
+    return np.array(
+        [
+            len(row.spans) > 0 and all(any(low <= start and end <= high for low, high in spans.get(row.trace_id, ())) for start, end in row.spans)
+            for row in counterfactuals.itertuples()
+        ],
         dtype=bool,
     )
 

@@ -8,7 +8,6 @@ import logging
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from transformers import set_seed
@@ -20,6 +19,7 @@ from tracesieve.generation import generate_from_prompts
 from tracesieve.leaf.confounders import (
     confounder_spans,
     counterfactual_span_sets,
+    deletes_only_planted_text,
     flag_confounders,
     planted_distractor_scores,
 )
@@ -163,17 +163,6 @@ def check_counterfactuals(
     return checked, as_mlflow_metrics(metrics)
 
 
-def _removes_only_distractor(checked: pd.DataFrame, distractors: pd.DataFrame) -> np.ndarray:
-    spans = {trace_id: list(zip(group["start"], group["end"], strict=True)) for trace_id, group in distractors.groupby("trace_id")}
-    return np.array(
-        [
-            len(row.spans) > 0 and all(any(low <= start and end <= high for low, high in spans.get(row.trace_id, ())) for start, end in row.spans)
-            for row in checked.itertuples()
-        ],
-        dtype=bool,
-    )
-
-
 def score_against_planted_distractors(
     leaf_confounders: pd.DataFrame, leaf_checked_counterfactuals: pd.DataFrame, world_distractors: pd.DataFrame, traces: pd.DataFrame, leaf_params: dict[str, Any]
 ) -> dict:
@@ -190,7 +179,7 @@ def score_against_planted_distractors(
             raise ValueError(f"trace {row.trace_id!r}: the planted distractor {row.text!r} is not at characters {row.start}-{row.end} of its question")
     scores = planted_distractor_scores(leaf_confounders, distractors)
     checked = leaf_checked_counterfactuals
-    only_distractor = _removes_only_distractor(checked, distractors)
+    only_distractor = deletes_only_planted_text(checked, distractors)
     kept = checked["kept"].to_numpy(dtype=bool)
     scores |= {
         "counterfactuals_only_distractor_share": float(only_distractor.mean()) if len(checked) else float("nan"),
@@ -301,7 +290,9 @@ def compare_distillation(leaf_params: dict[str, Any], evaluation_params: dict[st
             rows.append({"subset": subset, "lambda": summary.get("lambda"), "train_items": summary.get("train_items"), **row})
             for name in ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"):
                 metrics[f"{row['model']}.{subset}.{name}"] = row[name]
-        metrics |= {f"{name.split('.', 1)[0]}.{subset}.{name.split('.', 1)[1]}": value for name, value in subset_metrics.items()}
+        for name, value in subset_metrics.items():  # <model>.<difference> -> <model>.<subset>.<difference>
+            model, _, difference = name.partition(".")
+            metrics[f"{model}.{subset}.{difference}"] = value
     comparison = pd.DataFrame(rows)
     logger.info(
         "KD versus LeaF:\n%s",
