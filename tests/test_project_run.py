@@ -225,12 +225,46 @@ def test_attribution_sharded_over_two_processes_equals_the_single_process_run(pr
         assert union.loc[trace_id, "attributions"] == pytest.approx(row["attributions"], rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.slow
+def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_result(project):
+    """torchrun with 2 CPU processes (gloo): the Trainer's Accelerate integration wraps the model in DDP, each
+    process takes half of the global batch, rank 0 checkpoints; `kedro run` then loads that finished run."""
+    root, env = project
+    if not (root / "data/05_model_input/selections.parquet").is_file():
+        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    (root / "conf" / "ddp").mkdir(exist_ok=True)
+    checkpoints = root / "data/06_models/ddp_checkpoints"  # fresh: nothing finished yet under any key
+    fine_tuning = {"max_steps": 6, "batch_size": 4, "save_steps": 3, "logging_steps": 1, "checkpoint_dir": str(checkpoints)}
+    (root / "conf" / "ddp" / "parameters.yml").write_text(yaml.safe_dump({"fine_tuning": fine_tuning}))
+    launch = [str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.distributed_training", "--env", "ddp", "selective_sft.train_variant"]
+    result = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "process 0/2: selective_sft.train_variant trained" in result.stdout
+    assert "process 1/2: selective_sft.train_variant trained" in result.stdout
+    (run_dir,) = checkpoints.iterdir()  # sft-paper-<key>: the selective_sft mask's run
+    state = json.loads((run_dir / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6 and state["train_batch_size"] == 2  # 4 per step = 2 processes x 2
+
+    stage = subprocess.run(
+        [str(BIN / "kedro"), "run", "--env", "ddp", "--pipeline", "fine_tuning"], cwd=root, env={**env, "COLUMNS": "400"},
+        capture_output=True, text=True, timeout=600,
+    )
+    output = stage.stdout + stage.stderr
+    assert stage.returncode == 0, output[-3000:]
+    assert output.count("Training already finished at step 6") == 1  # selective_sft only; the others trained here
+    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
+    assert latest.data.metrics["selective_sft.train_steps"] == 6
+    history = mlflow.MlflowClient().get_metric_history(latest.info.run_id, "selective_sft.train_loss")
+    assert [point.step for point in history] == [1, 2, 3, 4, 5, 6]  # the DDP run's loss curve, read from its state
+
+
 def test_the_paper_environment_validates_and_names_its_missing_model_folders(project):
-    """Without the papers' checkpoints, `--env paper` stops before any work and says which folders are missing;
-    the default pipeline, which would train the world into those read-only folders, is refused too."""
+    """Without the papers' checkpoints, `kedro run --env paper` (its default pipeline is from_traces) stops
+    before any work and says which folders are missing; the world, which would train into those read-only
+    folders, is refused too."""
     root, env = project
     wide = {**env, "COLUMNS": "400"}  # rich wraps long lines at the terminal width
-    result = subprocess.run([str(BIN / "kedro"), "run", "--env", "paper", "--pipeline", "from_traces"], cwd=root, env=wide, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(BIN / "kedro"), "run", "--env", "paper"], cwd=root, env=wide, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "This run (env paper) cannot start" in output
     assert "Invalid parameters" not in output  # the papers' settings pass every schema
@@ -240,7 +274,7 @@ def test_the_paper_environment_validates_and_names_its_missing_model_folders(pro
     ):
         assert f"{name}: no folder at {root / 'data/06_models/paper' / folder}" in output
     assert "raw_traces: no trace file matches" in output
-    everything = subprocess.run([str(BIN / "kedro"), "run", "--env", "paper"], cwd=root, env=wide, capture_output=True, text=True, timeout=300)
+    everything = subprocess.run([str(BIN / "kedro"), "run", "--env", "paper", "--pipeline", "world"], cwd=root, env=wide, capture_output=True, text=True, timeout=300)
     assert everything.returncode != 0
     assert "teacher.model: this pipeline would overwrite it, but it is read-only" in everything.stdout + everything.stderr
     assert not (root / "data/06_models/paper").exists()  # nothing was written

@@ -1,5 +1,5 @@
-"""Kedro hooks: a preflight check before any node runs, and each node's wall time in MLflow
-(``node_seconds.<node name>``)."""
+"""Kedro hooks: the run's env for the pipeline registry, a preflight check before any node runs, and
+each node's wall time in MLflow (``node_seconds.<node name>``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,17 @@ import time
 
 import mlflow
 from kedro.framework.hooks import hook_impl
+
+
+class EnvironmentHooks:
+    """Tells the pipeline registry the run's ``--env`` before Kedro first builds the pipelines, so that
+    an env's ``default_pipeline`` and ``fine_tuning.variants`` shape what ``kedro run --env ENV`` runs."""
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        from tracesieve.pipelines import set_active_env
+
+        set_active_env(context.env)
 
 
 class NodeTimingHooks:

@@ -3,15 +3,24 @@
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
+from tracesieve.pipelines import active_env, default_pipeline_name
+
+# Pipelines that only regroup other stages: summing them with the rest would list nodes twice.
+COMPOSITES = ("from_traces", "real_model")
+
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """One pipeline per folder of ``pipelines/``; ``__default__`` runs them all on the embedded world.
-
-    ``from_traces`` (every stage but ``world``) is what runs on real trace files and models:
-    ``kedro run --env real --pipeline from_traces``.
-    """
+    """One pipeline per folder of ``pipelines/``; ``__default__`` is the env's ``default_pipeline``
+    (conf/real and conf/paper: ``from_traces``; conf/real_cpu: ``real_model``), else every stage on the
+    embedded world."""
     pipelines = find_pipelines(raise_errors=True)
-    # from_traces only regroups other stages: leaving it out of the sum keeps each node in once.
-    stages = [pipeline for name, pipeline in pipelines.items() if name != "from_traces"]
-    pipelines["__default__"] = sum(stages, Pipeline([]))
+    default = default_pipeline_name()
+    if default is None:
+        stages = [pipeline for name, pipeline in pipelines.items() if name not in COMPOSITES]
+        pipelines["__default__"] = sum(stages, Pipeline([]))
+    elif default in pipelines:
+        pipelines["__default__"] = pipelines[default]
+    elif len(pipelines) > 1:  # with `--pipeline NAME` Kedro imports only that package: nothing to check
+        raise ValueError(f"default_pipeline (env {active_env()}) is {default!r}, which is not a pipeline; "
+                         f"choose one of {sorted(pipelines)}")
     return pipelines

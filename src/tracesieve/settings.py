@@ -15,6 +15,6 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
 }
 
-from tracesieve.hooks import NodeTimingHooks, PreflightHooks  # noqa: E402
+from tracesieve.hooks import EnvironmentHooks, NodeTimingHooks, PreflightHooks  # noqa: E402
 
-HOOKS = (PreflightHooks(), NodeTimingHooks())
+HOOKS = (EnvironmentHooks(), PreflightHooks(), NodeTimingHooks())
