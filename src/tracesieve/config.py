@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tracesieve.modeling import bf16_available
 from tracesieve.segmentation import REFLECTION_KEYWORDS
 from tracesieve.training import LoraSettings, TrainingConfig
 
@@ -103,8 +104,8 @@ class AttributionConfig(_Config):
     long_trace_policy: Literal["skip", "fail"] = Field(
         "skip", description="skip: the trace goes to attribution_rejects with its length; fail: stop the run"
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when there is one")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
 
 
 class SegmentationConfig(_Config):
@@ -158,7 +159,7 @@ class OptimisationParams(_Config):
     save_steps: int = Field(50, ge=1)
     seed: int = 0
     max_length: int | None = Field(None, ge=8, description="longer examples stop the run; None: no limit")
-    bf16: bool = False
+    bf16: bool | Literal["auto"] = Field("auto", description="mixed precision; auto: on when a bf16-capable GPU is present")
     gradient_checkpointing: bool = False
     lora: LoraParams | None = None
     checkpoint_dir: str = "data/06_models/checkpoints"
@@ -176,7 +177,7 @@ class OptimisationParams(_Config):
             logging_steps=self.logging_steps,
             save_steps=self.save_steps,
             seed=self.seed,
-            bf16=self.bf16,
+            bf16=bf16_available() if self.bf16 == "auto" else self.bf16,
             gradient_checkpointing=self.gradient_checkpointing,
             lora=lora,
         )
@@ -262,6 +263,8 @@ class EvaluationConfig(_Config):
     seed: int = 0
     max_problems: int | None = Field(None, ge=1, description="evaluate the first N held-out problems only")
     reference: str = Field("full_sft", description="the variant every other one is compared with, problem by problem")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when there is one")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
 
 
 class ReportingConfig(_Config):

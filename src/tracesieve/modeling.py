@@ -41,6 +41,28 @@ def build_llama(
     return model
 
 
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; ``cuda`` without a GPU is an error, not a fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA GPU (torch {torch.__version__}); use auto or cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto``: bfloat16 on a GPU that supports it (half the memory, full range), float32 elsewhere."""
+    if dtype == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16 else torch.float32
+    return getattr(torch, dtype)
+
+
+def bf16_available() -> bool:
+    """Whether mixed-precision bf16 training can run here (``bf16: auto`` in the training settings)."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of parameters, tied weights counted once."""
     return sum(parameter.numel() for parameter in model.parameters())

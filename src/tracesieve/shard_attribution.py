@@ -26,6 +26,7 @@ import torch
 
 from tracesieve.attribution import AttributionStore, attribute_traces
 from tracesieve.config import AttributionConfig
+from tracesieve.modeling import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer = catalog.load("tokenizer")
         store = AttributionStore(args.store) if args.store else catalog.load("attribution_store")
     # Accelerate names this process's device: its own GPU under a multi-GPU launch, else the CPU.
-    device = state.device if config.device == "auto" else torch.device(config.device)
-    model = model.to(device=device, dtype=getattr(torch, config.dtype))
+    device = state.device if config.device == "auto" else resolve_device(config.device)
+    model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
     mine = shard(traces, state.process_index, state.num_processes)
     logger.info("Process %d of %d: %d of %d traces on %s", state.process_index, state.num_processes, len(mine), len(traces), device)
     run = attribute_traces(mine, model, tokenizer, config, store)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,15 @@ def _with_lora(model, settings: LoraSettings):
     return get_peft_model(model, config)
 
 
+def per_process_batch_size(batch_size: int) -> int:
+    """``batch_size`` is the global batch: under a distributed launch (torchrun / accelerate launch set
+    WORLD_SIZE) each process takes an equal share, so DDP or FSDP optimises what one process would."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} does not split evenly over {world_size} processes; make it a multiple of {world_size}")
+    return batch_size // world_size
+
+
 def train_causal_lm(
     model,
     examples: Sequence[dict[str, list[int]]],
@@ -186,9 +196,10 @@ def train_causal_lm(
     arguments = TrainingArguments(
         output_dir=str(output_dir),
         max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=per_process_batch_size(config.batch_size),
         learning_rate=config.learning_rate,
-        warmup_steps=max(1, int(config.warmup_ratio * config.max_steps)),
+        # No forced warm-up step: with one, a 1-step run trains at learning rate 0 and changes nothing.
+        warmup_steps=int(config.warmup_ratio * config.max_steps),
         weight_decay=config.weight_decay,
         lr_scheduler_type=config.lr_scheduler,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",

@@ -11,14 +11,25 @@ from kedro.io import AbstractDataset, DatasetError
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 
 
-def _log_folder_to_mlflow(path: Path, artifact_path: str | None) -> None:
-    """Log a saved folder to the active MLflow run, if there is one (kedro-mlflow opens it per kedro run)."""
+def _log_folder_to_mlflow(path: Path, artifact_path: str | None, weights: bool = True) -> None:
+    """Log a saved folder to the active MLflow run, if there is one (kedro-mlflow opens it per kedro run).
+
+    ``weights=False`` logs everything but the safetensors shards and tags the run with the folder instead:
+    a real model's weights (hundreds of MB per variant and run) stay on disk, once.
+    """
     if artifact_path is None:
         return
     import mlflow
 
-    if mlflow.active_run() is not None:
+    if mlflow.active_run() is None:
+        return
+    if weights:
         mlflow.log_artifacts(str(path), artifact_path)
+        return
+    for file in sorted(path.iterdir()):
+        if file.is_file() and ".safetensors" not in file.name:
+            mlflow.log_artifact(str(file), artifact_path)
+    mlflow.set_tag(f"{artifact_path}.folder", str(path.resolve()))
 
 
 class _FolderDataset(AbstractDataset):
@@ -59,7 +70,11 @@ class _FolderDataset(AbstractDataset):
 
 
 class HFModelDataset(_FolderDataset):
-    """A causal LM folder written with ``save_pretrained`` (safetensors) and read with ``from_pretrained``."""
+    """A causal LM folder written with ``save_pretrained`` (safetensors) and read with ``from_pretrained``.
+
+    ``mlflow_weights: false`` keeps the weights out of MLflow (config, generation config and a tag naming
+    the folder are logged): what real-size models want, where each variant's weights are hundreds of MB.
+    """
 
     def __init__(
         self,
@@ -69,8 +84,10 @@ class HFModelDataset(_FolderDataset):
         mlflow_artifact_path: str | None = None,
         metadata: dict[str, Any] | None = None,
         writable: bool = True,
+        mlflow_weights: bool = True,
     ):
         super().__init__(path, mlflow_artifact_path, metadata, writable)
+        self._mlflow_weights = mlflow_weights
         self._dtype = dtype
         self._trust_remote_code = trust_remote_code
 
@@ -80,7 +97,7 @@ class HFModelDataset(_FolderDataset):
     def save(self, model) -> None:
         self._replace_folder()
         model.save_pretrained(self._path, safe_serialization=True)
-        _log_folder_to_mlflow(self._path, self._mlflow_artifact_path)
+        _log_folder_to_mlflow(self._path, self._mlflow_artifact_path, weights=self._mlflow_weights)
 
 
 class HFTokenizerDataset(_FolderDataset):

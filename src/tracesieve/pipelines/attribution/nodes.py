@@ -6,11 +6,10 @@ import logging
 from typing import Any
 
 import pandas as pd
-import torch
-
 from tracesieve.attribution import AttributionStore, attribute_traces
 from tracesieve.config import AttributionConfig
 from tracesieve.metrics import as_mlflow_metrics
+from tracesieve.modeling import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 DIAGNOSTIC_COLUMNS = ["trace_id", "n_tokens", "target_score", "baseline_score", "attribution_sum", "completeness_gap", "seconds"]
@@ -21,8 +20,8 @@ def attribute_trace_tokens(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Token attributions of every trace, the rejected traces, per-trace diagnostics and summary metrics."""
     config = AttributionConfig.from_params(attribution_params, name="attribution")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-    model = model.to(device=device, dtype=getattr(torch, config.dtype))
+    device = resolve_device(config.device)
+    model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
     run = attribute_traces(traces, model, tokenizer, config, attribution_store)
     if len(run.attributions) + len(run.rejects) != len(traces):
         raise RuntimeError(

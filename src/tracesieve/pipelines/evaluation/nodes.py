@@ -7,13 +7,13 @@ import time
 from typing import Any
 
 import pandas as pd
-import torch
 
 from tracesieve.answers import last_boxed
 from tracesieve.config import EvaluationConfig, FineTuningConfig
 from tracesieve.evaluation import compare_with_reference, is_correct, summarize_generations
 from tracesieve.generation import generate_completions
 from tracesieve.metrics import as_mlflow_metrics
+from tracesieve.modeling import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 EVAL_PROBLEM_COLUMNS = ["problem_id", "question", "answer"]  # plus has_distractor where the data has it
@@ -30,7 +30,8 @@ def evaluate_model(model, tokenizer, eval_problems: pd.DataFrame, evaluation_par
         duplicated = eval_problems.loc[eval_problems["problem_id"].duplicated(), "problem_id"].iloc[0]
         raise ValueError(f"eval_problems has problem_id {duplicated!r} more than once")
     problems = eval_problems.head(config.max_problems) if config.max_problems else eval_problems
-    model = model.to("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(config.device)
+    model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
     started = time.perf_counter()
     completions = generate_completions(
         model,

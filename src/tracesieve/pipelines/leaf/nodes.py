@@ -26,7 +26,7 @@ from tracesieve.leaf.confounders import (
 from tracesieve.leaf.distillation import distill, distillation_item
 from tracesieve.leaf.gradients import compare_gradients, encode_leaf_example, leaf_example
 from tracesieve.metrics import as_mlflow_metrics
-from tracesieve.modeling import weights_digest
+from tracesieve.modeling import resolve_device, weights_digest
 from tracesieve.reporting import leaf_report_markdown
 
 logger = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ COUNTERFACTUAL_COLUMNS = ["trace_id", "counterfactual_index", "level", "pruning"
 SUBSETS = {"all": None, "with_distractor": True, "without_distractor": False}
 
 
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def _device() -> torch.device:
+    return resolve_device("auto")
 
 
 def _examples(traces: pd.DataFrame, tokenizer, config: LeafConfig, level: str | None = None) -> dict:

