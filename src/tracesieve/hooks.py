@@ -69,7 +69,7 @@ def preflight_problems(pipeline, catalog, parameters: dict) -> list[str]:
     for name in sorted(pipeline.all_outputs()):
         dataset = catalog.get(name) if name in catalog else None
         if isinstance(dataset, _FolderDataset) and not dataset.writable:
-            problems.append(f"{name}: this pipeline would overwrite it, but it is read-only here ({dataset._path}); run --pipeline from_traces")
+            problems.append(f"{name}: this pipeline would overwrite it, but it is read-only here ({dataset._path}); run a pipeline that only reads it, such as from_traces")
     for name in sorted(pipeline.inputs()):
         dataset = catalog.get(name) if name in catalog else None
         if isinstance(dataset, _FolderDataset | TraceFilesDataset) and (reason := dataset.missing()):

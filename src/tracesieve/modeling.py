@@ -77,8 +77,14 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def load_causal_lm(path: str | Path, *, dtype: str | torch.dtype = "float32", trust_remote_code: bool = False):
-    """Load a causal LM from a local folder; never reaches the network, never runs remote code by default."""
+def load_causal_lm(
+    path: str | Path, *, dtype: str | torch.dtype = "float32", trust_remote_code: bool = False, attn_implementation: str = "sdpa"
+):
+    """Load a causal LM from a local folder; never reaches the network, never runs remote code by default.
+
+    Attention is PyTorch's scaled-dot-product kernel (``sdpa``: flash or memory-efficient on GPUs, memory
+    linear in length there) unless asked otherwise; it also takes the input-embedding gradients IG needs.
+    """
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"No model at {path}: expected a transformers model folder with config.json.")
@@ -88,6 +94,7 @@ def load_causal_lm(path: str | Path, *, dtype: str | torch.dtype = "float32", tr
         local_files_only=True,
         trust_remote_code=trust_remote_code,
         use_safetensors=True,
+        attn_implementation=attn_implementation,
     )
 
 

@@ -35,7 +35,7 @@ def test_comparison_has_a_row_per_model_and_paired_differences():
 
 
 def test_a_run_whose_variants_differ_from_the_built_pipeline_stops_with_the_fix():
-    with pytest.raises(ValueError, match="built for the variants \\['full_sft', 'selective_sft'\\].*conf/base or conf/local"):
+    with pytest.raises(ValueError, match="built for the variants \\['full_sft', 'selective_sft'\\].*parameter files of the run's env"):
         compare_models({}, {"variants": ["full_sft", "random_sft"]}, **_inputs())
     with pytest.raises(ValueError, match="reference 'random_sft' is not among"):
         compare_models({"reference": "random_sft"}, {"variants": ["full_sft", "selective_sft"]}, **_inputs())

@@ -74,6 +74,7 @@ class HFModelDataset(_FolderDataset):
 
     ``mlflow_weights: false`` keeps the weights out of MLflow (config, generation config and a tag naming
     the folder are logged): what real-size models want, where each variant's weights are hundreds of MB.
+    ``attn_implementation`` defaults to ``sdpa``; ``eager`` is there for architectures without it.
     """
 
     def __init__(
@@ -85,14 +86,18 @@ class HFModelDataset(_FolderDataset):
         metadata: dict[str, Any] | None = None,
         writable: bool = True,
         mlflow_weights: bool = True,
+        attn_implementation: str = "sdpa",
     ):
         super().__init__(path, mlflow_artifact_path, metadata, writable)
         self._mlflow_weights = mlflow_weights
+        self._attn_implementation = attn_implementation
         self._dtype = dtype
         self._trust_remote_code = trust_remote_code
 
     def load(self):
-        return load_causal_lm(self._path, dtype=self._dtype, trust_remote_code=self._trust_remote_code)
+        return load_causal_lm(
+            self._path, dtype=self._dtype, trust_remote_code=self._trust_remote_code, attn_implementation=self._attn_implementation
+        )
 
     def save(self, model) -> None:
         self._replace_folder()

@@ -87,8 +87,8 @@ def compare_models(
         raise ValueError(
             f"the pipeline was built for the variants {built}, but this run's fine_tuning.variants is "
             f"{list(fine_tuning.variants)}. Namespaces are built from the parameter files before a run starts: "
-            "change fine_tuning.variants in conf/base or conf/local (or set KEDRO_ENV to the env that changes it), "
-            "not through --params or --env alone."
+            "change fine_tuning.variants in the parameter files of the run's env (conf/local by default), "
+            "not through --params."
         )
     rows, metrics = compare_with_reference(generations, evaluation.reference, evaluation.pass_at_k)
     for row in rows:
