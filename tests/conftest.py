@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
+
+PROJECT = Path(__file__).parents[1]
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -67,3 +71,13 @@ def byte_level_bpe(extra_corpus=()):
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>")
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
+
+
+def copy_project(root: Path) -> None:
+    """The project as a user checks it out (pyproject, src, conf without conf/local, notebooks) under ``root``,
+    with an empty conf/local: a place to run `kedro` without touching the working copy's data or runs."""
+    shutil.copy(PROJECT / "pyproject.toml", root)
+    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    shutil.copytree(PROJECT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (root / "conf" / "local").mkdir()

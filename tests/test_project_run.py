@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,8 @@ import mlflow
 import pytest
 import yaml
 
-from tests.conftest import tiny_world_params
+from tests.conftest import copy_project, tiny_world_params
 
-PROJECT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
 
 
@@ -21,11 +19,7 @@ BIN = Path(sys.executable).parent
 def project(tmp_path_factory):
     """A copy of the project with a tiny world in conf/local and its own MLflow store."""
     root = tmp_path_factory.mktemp("project")
-    shutil.copy(PROJECT / "pyproject.toml", root)
-    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    shutil.copytree(PROJECT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    (root / "conf" / "local").mkdir()
+    copy_project(root)
     params = tiny_world_params(root / "data")
     params["checkpoint_dir"] = "data/06_models/checkpoints"
     (root / "conf" / "local" / "parameters_world.yml").write_text(yaml.safe_dump({"world": params}))

@@ -6,7 +6,6 @@ template (which has no <think> support, so the documented fallback opens the blo
 """
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import copy_project
 from tracesieve.modeling import load_causal_lm, load_tokenizer, weights_digest
 from tracesieve.rendering import THINK_OPEN, render_example, tokenize_with_offsets
 from tracesieve.smollm2 import DEFAULT_OUTPUT, prepare_smollm2
@@ -30,10 +30,7 @@ def smollm2() -> Path:
 
 
 def _project_copy(root: Path, model: Path | str, parameters: dict) -> dict:
-    shutil.copy(PROJECT / "pyproject.toml", root)
-    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
+    copy_project(root)
     globals_file = root / "conf" / "real_cpu" / "globals.yml"
     globals_file.write_text(yaml.safe_dump({**yaml.safe_load(globals_file.read_text()), "model": str(model)}))
     parameters_file = root / "conf" / "real_cpu" / "parameters.yml"
