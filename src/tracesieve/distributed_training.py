@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         for node in nodes:
             inputs = {name: catalog.load(name) for name in node.inputs}
             node.run(inputs)  # outputs are the Kedro run's to save: it loads this finished training
+            # Asked only now: the Trainer's arguments set up the process group (gloo on CPU), and
+            # Accelerate's state is a singleton that an earlier default construction would have fixed.
             state = PartialState()
             print(f"process {state.process_index}/{state.num_processes}: {node.name} trained", flush=True)
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import pandas as pd
+
 from tracesieve.attribution import AttributionStore, attribute_traces
 from tracesieve.config import AttributionConfig
 from tracesieve.metrics import as_mlflow_metrics

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pandas as pd
-import torch
 from transformers import set_seed
 
 from tracesieve.attribution import AttributionStore
@@ -34,10 +33,6 @@ COUNTERFACTUAL_COLUMNS = ["trace_id", "counterfactual_index", "level", "pruning"
 SUBSETS = {"all": None, "with_distractor": True, "without_distractor": False}
 
 
-def _device() -> torch.device:
-    return resolve_device("auto")
-
-
 def _examples(traces: pd.DataFrame, tokenizer, config: LeafConfig, level: str | None = None) -> dict:
     level = level or config.level
     return {
@@ -53,7 +48,7 @@ def compare_teacher_student_gradients(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per analysed token of every trace: normalised g_T, g_S and delta; the traces that could not be analysed."""
     config = LeafConfig.from_params(leaf_params, name="leaf")
-    device = _device()
+    device = resolve_device()
     teacher_model, student_model = teacher_model.to(device), student_model.to(device)
     started = time.perf_counter()
     comparison = compare_gradients(
@@ -141,7 +136,7 @@ def check_counterfactuals(
         return checked, as_mlflow_metrics({"counterfactuals": len(checked), "kept": len(checked)})
     examples = _examples(traces[traces["trace_id"].isin(checked["trace_id"])], tokenizer, config)
     prompts = [examples[row.trace_id].pruned([tuple(span) for span in row.spans]).context for row in checked.itertuples()]
-    device = _device()
+    device = resolve_device()
     for role, model in (("teacher", teacher_model), ("student", student_model)):
         completions = generate_from_prompts(
             model.to(device), tokenizer, prompts, max_new_tokens=config.check_max_new_tokens, batch_size=config.check_batch_size
