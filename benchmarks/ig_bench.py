@@ -39,6 +39,8 @@ from tracesieve.attribution import DEFAULT_BATCH_TOKENS, encode_example, integra
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 from tracesieve.smollm2 import prepare_smollm2
 
+from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     "world": {"model": ROOT / "data/06_models/teacher", "tokenizer": ROOT / "data/06_models/tokenizer"},
@@ -84,28 +86,6 @@ def full_logits_score(model, ids: torch.Tensor, target_positions: list[int]):
 
 
 # ----------------------------------------------------------------------------- one measurement
-def _memory_now(device: str) -> int:
-    if device.startswith("cuda"):
-        return torch.cuda.memory_allocated()
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
-
-
-def _reset_peak(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")  # resets VmHWM to the current resident set
-
-
-def _peak(device: str) -> int:
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated()
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM"))
-
-
 def run_one(case_path: Path, implementation: str, device: str, output: Path) -> None:
     """Worker: load the model, run one implementation on the case's tokens, write timing and scores."""
     case = json.loads(case_path.read_text())
@@ -119,8 +99,8 @@ def run_one(case_path: Path, implementation: str, device: str, output: Path) -> 
         embedding = model.get_input_embeddings()
         target_score, baseline_score = score(torch.cat([embedding(ids[None]), embedding(torch.full_like(ids, baseline_id)[None])])).tolist()
     batch_size = max(1, DEFAULT_BATCH_TOKENS // len(ids))
-    before = _memory_now(device)
-    _reset_peak(device)
+    before = memory_now(device)
+    reset_peak(device)
     started = time.perf_counter()
     if implementation == "reference":
         attributions = reference_integrated_gradients(model, ids, targets, baseline_id, steps=case["reference_steps"])
@@ -138,7 +118,7 @@ def run_one(case_path: Path, implementation: str, device: str, output: Path) -> 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    peak = max(0, _peak(device) - before)
+    peak_bytes = max(0, peak(device) - before)
     attributions = attributions.float().cpu().numpy()
     np.save(output.with_suffix(".npy"), attributions)
     difference = target_score - baseline_score
@@ -146,7 +126,7 @@ def run_one(case_path: Path, implementation: str, device: str, output: Path) -> 
         json.dumps(
             {
                 "seconds": seconds,
-                "peak_memory_mb": peak / 2**20,
+                "peak_memory_mb": peak_bytes / 2**20,
                 "target_score": target_score,
                 "baseline_score": baseline_score,
                 "completeness_gap": abs(float(attributions.sum(dtype=np.float64)) - difference) / abs(difference),

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
+
 RESULTS = Path(__file__).parent / "results"
 
 # Published configs of the papers' models and of SmolLM2 (config.json values); weights are random.
@@ -64,32 +66,6 @@ def build_model(name: str, device: str, dtype: str, max_positions: int):
     return model
 
 
-def _proc_status_gib(field: str) -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 2**20  # kB
-
-
-def reset_peak_memory(device: str) -> float:
-    """Start measuring from here; returns the memory in use now (the model, on CPU with the process)."""
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated() / 2**30
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")  # resets VmHWM to the current resident set: building the model's peak is not counted
-    return _proc_status_gib("VmRSS")
-
-
-def peak_memory_gib(device: str) -> float:
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
-    return _proc_status_gib("VmHWM")
-
-
 def measure(job: dict) -> dict:
     """One measurement in this (fresh) process."""
     import torch
@@ -97,7 +73,8 @@ def measure(job: dict) -> dict:
     device, stage, length = job["device"], job["stage"], job["length"]
     model = build_model(job["model"], device, job["dtype"], max_positions=max(length + job["new_tokens"], 2048))
     parameters = sum(parameter.numel() for parameter in model.parameters())
-    model_memory = reset_peak_memory(device)
+    model_memory = memory_now(device) / 2**30
+    reset_peak(device)  # building the model's own peak does not count
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(2, model.config.vocab_size, (length,), generator=generator)
     row = {**job, "parameters": parameters, "model_memory_gib": model_memory}
@@ -155,7 +132,7 @@ def measure(job: dict) -> dict:
         row.update(seconds=seconds, new_tokens_per_second=job["new_tokens"] / seconds)
     else:
         raise ValueError(f"unknown stage {stage!r}")
-    row["peak_memory_gib"] = peak_memory_gib(device)
+    row["peak_memory_gib"] = peak(device) / 2**30
     return row
 
 
