@@ -32,7 +32,7 @@ run: setup
 # embedded world: converts the GGUF once into data/06_models/smollm2-135m-instruct (hash-checked), then runs
 # the real_cpu env (about 9 minutes on 2 cores). Outputs under data/real_cpu/, one MLflow run.
 real-cpu: setup
-	$(BIN)/python -m tracesieve.smollm2
+	$(BIN)/python -m tracesieve.launch.smollm2
 	$(BIN)/kedro run --env real_cpu $(ARGS)
 
 test: setup

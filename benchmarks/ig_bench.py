@@ -37,7 +37,7 @@ import torch
 
 from tracesieve.attribution import DEFAULT_BATCH_TOKENS, encode_example, integrated_gradients
 from tracesieve.modeling import load_causal_lm, load_tokenizer
-from tracesieve.smollm2 import prepare_smollm2
+from tracesieve.launch.smollm2 import prepare_smollm2
 
 from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
 

@@ -81,3 +81,19 @@ def copy_project(root: Path) -> None:
     shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     shutil.copytree(PROJECT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (root / "conf" / "local").mkdir()
+
+
+def kedro_parameters(pipeline, parameters: dict) -> dict:
+    """``parameters`` as Kedro hands them to ``pipeline``'s nodes: every block a node annotates with a schema
+    validated into its config object (Kedro's typed parameters; ParameterValidationError names bad keys)."""
+    from kedro.validation.parameter_validator import ParameterValidator
+
+    return ParameterValidator({"pipeline": pipeline}).validate_raw_params(parameters)
+
+
+def parameter_datasets(pipeline, parameters: dict) -> dict:
+    """In-memory ``params:<block>`` datasets for a runner, holding what Kedro would validate them into."""
+    from kedro.io import MemoryDataset
+
+    validated = kedro_parameters(pipeline, parameters)
+    return {f"params:{name}": MemoryDataset(value) for name, value in validated.items()}

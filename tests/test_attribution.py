@@ -8,8 +8,7 @@ import torch
 from captum.attr import IntegratedGradients
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tracesieve.attribution import QUADRATURE_RULES, encode_example, integrated_gradients, quadrature
-from tracesieve.world.tokenizer import build_word_tokenizer
+from tracesieve.attribution import QUADRATURE_RULES, integrated_gradients, quadrature
 
 TARGETS = [33, 34, 35]
 
@@ -196,11 +195,3 @@ def test_pad_baseline_needs_a_pad_token(input_ids):
     config.pad_token_id = None
     with pytest.raises(ValueError, match="pad_token_id is not set"):
         integrated_gradients(LlamaForCausalLM(config), input_ids, TARGETS, steps=2)
-
-
-def test_encode_example_targets_are_the_answer_tokens():
-    tokenizer = build_word_tokenizer(["Tom has 3 books. Then 3 plus 4 is 7."], numbers_up_to=20)
-    example = encode_example(tokenizer, "Tom has 3 books.", "Then 3 plus 4 is 7.", "7")
-    assert tokenizer.decode([example.input_ids[t] for t in example.target_positions]).strip() == "7"
-    start, end = example.offsets[example.target_positions[0]]
-    assert example.rendered.text[start:end] == "7"

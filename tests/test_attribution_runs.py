@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 import tracesieve.attribution as attribution
-from tracesieve.attribution import AttributionStore, attribute_traces
+from tracesieve.attribution import attribute_traces, attribution_summary
 from tracesieve.config import AttributionConfig, WorldConfig
 from tracesieve.modeling import build_llama
+from tracesieve.result_store import ResultStore
 from tracesieve.world.generate import generate_world
 from tracesieve.world.tokenizer import build_word_tokenizer
 from tests.conftest import tiny_world_params
@@ -29,9 +30,9 @@ SETTINGS = AttributionConfig(steps=4)
 
 def test_a_killed_run_resumes_and_gives_identical_results(world, tmp_path, monkeypatch):
     traces, tokenizer, model = world
-    uninterrupted = attribute_traces(traces, model, tokenizer, SETTINGS, AttributionStore(tmp_path / "clean")).attributions
+    uninterrupted = attribute_traces(traces, model, tokenizer, SETTINGS, ResultStore(tmp_path / "clean")).attributions
 
-    store = AttributionStore(tmp_path / "store")
+    store = ResultStore(tmp_path / "store")
     real = attribution.integrated_gradients
     calls = []
 
@@ -82,7 +83,7 @@ def test_records_carry_diagnostics(world):
 def test_shards_are_disjoint_and_cover_every_trace():
     import pandas as pd
 
-    from tracesieve.shard_attribution import shard
+    from tracesieve.launch.shard_attribution import shard
 
     traces = pd.DataFrame({"trace_id": [f"t{index}" for index in range(7)]})
     parts = [shard(traces, rank, 3)["trace_id"].tolist() for rank in range(3)]

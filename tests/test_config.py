@@ -1,18 +1,44 @@
-import pytest
+"""The parameter schemas: cross-field rules, unknown keys and bad values are errors that name the key, and
+Kedro validates every block a pipeline reads before its first node."""
 
-from tracesieve.config import IngestionConfig, WorldConfig
+import pytest
+from kedro.validation.exceptions import ParameterValidationError
+from pydantic import ValidationError
+
+from tests.conftest import kedro_parameters
+from tracesieve.config import AttributionConfig, IngestionConfig, SelectionConfig, WorldConfig
+from tracesieve.pipelines import attribution, selection
 
 
 def test_world_defaults_validate_and_cross_field_rules_hold():
     assert WorldConfig().problems.max_steps >= WorldConfig().problems.min_steps
-    with pytest.raises(ValueError, match=r"world\.problems.*min_steps \(3\) is larger than max_steps \(2\)"):
-        WorldConfig.from_params({"problems": {"min_steps": 3, "max_steps": 2}}, name="world")
-    with pytest.raises(ValueError, match=r"world\.teacher.*not divisible"):
-        WorldConfig.from_params({"teacher": {"hidden_size": 30, "num_heads": 4}}, name="world")
+    with pytest.raises(ValidationError, match=r"(?s)problems.*min_steps \(3\) is larger than max_steps \(2\)"):
+        WorldConfig.model_validate({"problems": {"min_steps": 3, "max_steps": 2}})
+    with pytest.raises(ValidationError, match=r"(?s)teacher.*not divisible"):
+        WorldConfig.model_validate({"teacher": {"hidden_size": 30, "num_heads": 4}})
 
 
 def test_unknown_keys_and_bad_values_name_the_key():
-    with pytest.raises(ValueError, match=r"world\.n_eval: Input should be greater than or equal to 1"):
-        WorldConfig.from_params({"n_eval": 0}, name="world")
-    with pytest.raises(ValueError, match=r"ingestion\.max_char: Extra inputs"):
-        IngestionConfig.from_params({"max_char": 10}, name="ingestion")
+    with pytest.raises(ValidationError, match=r"n_eval\s+Input should be greater than or equal to 1"):
+        WorldConfig.model_validate({"n_eval": 0})
+    with pytest.raises(ValidationError, match=r"max_char\s+Extra inputs are not permitted"):
+        IngestionConfig.model_validate({"max_char": 10})
+
+
+def test_choices_are_the_library_names():
+    from tracesieve.attribution import METHODS
+    from tracesieve.selection import STRATEGIES
+
+    assert SelectionConfig().strategies == STRATEGIES
+    for method in METHODS:
+        assert AttributionConfig(method=method).method == method
+    with pytest.raises(ValidationError, match="'adaptive', 'gausslegendre'"):
+        AttributionConfig(method="simpson")
+
+
+def test_kedro_hands_nodes_validated_blocks_and_names_every_bad_one():
+    pipeline = attribution.create_pipeline() + selection.create_pipeline()
+    validated = kedro_parameters(pipeline, {"attribution": {"steps": 4}, "selection": {"tau": 0.5}})
+    assert validated["attribution"] == AttributionConfig(steps=4) and validated["selection"].tau == 0.5
+    with pytest.raises(ParameterValidationError, match=r"(?s)Parameter 'attribution'.*steps.*Parameter 'selection'.*tau"):
+        kedro_parameters(pipeline, {"attribution": {"steps": 1}, "selection": {"tau": 2}})

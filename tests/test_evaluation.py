@@ -102,3 +102,54 @@ def test_paired_difference_pairs_by_problem():
     assert low < mean < high
     with pytest.raises(ValueError, match="share no problems"):
         paired_difference(ours, pd.Series([1.0], index=["z"]))
+
+
+def _graded(correct, tokens, distractor):
+    return pd.DataFrame({"problem_id": list("abcd"), "sample_index": 0, "correct": correct, "n_tokens": tokens,
+                         "truncated": False, "has_distractor": distractor})
+
+
+def test_comparison_by_distractor_subset_pairs_within_each_subset():
+    from tracesieve.evaluation import comparison_by_distractor_subset
+
+    flags = [True, True, False, False]
+    generations = {"base": _graded([0, 0, 1, 0], [9] * 4, flags), "kd": _graded([1, 0, 1, 0], [8] * 4, flags),
+                   "leaf_distilled": _graded([1, 1, 1, 1], [7] * 4, flags)}
+    logs = {"kd": {"summary": {"lambda": 1.0, "train_items": 10}}, "leaf_distilled": {"summary": {"lambda": 0.5, "train_items": 12}}}
+    table, metrics = comparison_by_distractor_subset(generations, logs, "kd")
+    assert table["subset"].unique().tolist() == ["all", "with_distractor", "without_distractor"]
+    rows = table.set_index(["subset", "model"])
+    assert rows.loc[("with_distractor", "leaf_distilled"), "accuracy_diff_vs_kd"] == pytest.approx(0.5)
+    assert rows.loc[("without_distractor", "leaf_distilled"), "accuracy_diff_vs_kd"] == pytest.approx(0.5)
+    assert rows.loc[("all", "leaf_distilled"), "lambda"] == 0.5 and pd.isna(rows.loc[("all", "base"), "lambda"])
+    assert metrics["leaf_distilled.with_distractor.accuracy_diff_vs_kd"] == pytest.approx(0.5)
+    assert metrics["kd.all.accuracy"] == 0.5
+    unflagged = {name: table.drop(columns="has_distractor") for name, table in generations.items()}
+    assert comparison_by_distractor_subset(unflagged, logs, "kd")[0]["subset"].unique().tolist() == ["all"]
+
+
+def test_eval_problems_need_their_columns_and_unique_ids():
+    from tracesieve.evaluation import check_eval_problems
+
+    with pytest.raises(ValueError, match=r"lacks the columns \['answer'\]"):
+        check_eval_problems(pd.DataFrame({"problem_id": ["a"], "question": ["q"]}))
+    with pytest.raises(ValueError, match="problem_id 'a' more than once"):
+        check_eval_problems(pd.DataFrame({"problem_id": ["a", "a"], "question": ["q", "r"], "answer": ["1", "2"]}))
+
+
+def test_evaluate_on_problems_grades_one_row_per_sample_of_the_first_problems():
+    from tracesieve.config import EvaluationConfig
+    from tracesieve.evaluation import evaluate_on_problems
+    from tracesieve.modeling import build_llama
+    from tracesieve.world.tokenizer import build_word_tokenizer
+
+    tokenizer = build_word_tokenizer(["Tom has 3 books. How many?"], numbers_up_to=9)
+    model = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=128, seed=0)
+    problems = pd.DataFrame({"problem_id": ["p1", "p2", "p3"], "question": ["Tom has 3 books. How many?"] * 3, "answer": [3, 3, 3],
+                             "has_distractor": [True, False, True]})
+    config = EvaluationConfig(max_new_tokens=4, num_samples=2, max_problems=2, pass_at_k=(1, 2))
+    generations, summary = evaluate_on_problems(model, tokenizer, problems, config)
+    assert generations["problem_id"].tolist() == ["p1", "p1", "p2", "p2"] and generations["sample_index"].tolist() == [0, 1, 0, 1]
+    assert generations["n_tokens"].between(1, 4).all() and generations["answer"].tolist() == ["3"] * 4
+    assert generations["has_distractor"].tolist() == [True, True, False, False]
+    assert summary["problems"] == 2 and summary["samples_per_problem"] == 2 and "pass_at_2" in summary and summary["eval_seconds"] > 0

@@ -4,7 +4,7 @@ import pytest
 import torch
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.distributed_training import training_nodes
+from tracesieve.launch.distributed_training import training_nodes
 from tracesieve.modeling import resolve_device, resolve_dtype
 from tracesieve.training import per_process_batch_size
 

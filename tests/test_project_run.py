@@ -98,20 +98,20 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert metrics["leaf_check.counterfactuals"] == made
     assert metrics.get("leaf_check.kept", 0) <= min(metrics.get("leaf_check.teacher_correct", 0), metrics.get("leaf_check.student_correct", 0))
     assert 0 <= metrics["leaf_distractor.precision"] <= 1 and 0 < metrics["leaf_distractor.chance_precision"] < 1
-    assert metrics["kd.train_steps"] == metrics["leaf.train_steps"] == 4
-    assert metrics["kd.lambda"] == 1 and metrics["leaf.lambda"] == 0.5 and metrics["kd.items_with_counterfactual"] == 0
-    assert metrics["leaf.train_items"] == 12 - metrics.get("leaf_check.traces_with_kept_counterfactual", 0) + metrics.get("leaf_check.kept", 0)
-    for model in ("base", "kd", "leaf"):
+    assert metrics["kd.train_steps"] == metrics["leaf_distilled.train_steps"] == 4
+    assert metrics["kd.lambda"] == 1 and metrics["leaf_distilled.lambda"] == 0.5 and metrics["kd.items_with_counterfactual"] == 0
+    assert metrics["leaf_distilled.train_items"] == 12 - metrics.get("leaf_check.traces_with_kept_counterfactual", 0) + metrics.get("leaf_check.kept", 0)
+    for model in ("base", "kd", "leaf_distilled"):
         for subset in ("all", "with_distractor", "without_distractor"):
             assert metrics[f"leaf_comparison.{model}.{subset}.accuracy_ci_low"] <= metrics[f"leaf_comparison.{model}.{subset}.accuracy"]
-    assert "leaf_comparison.leaf.all.accuracy_diff_vs_kd_ci_high" in metrics
-    leaf_artifacts = {item.path for folder in ("leaf", "models/kd", "models/leaf") for item in client.list_artifacts(run.info.run_id, folder)}
+    assert "leaf_comparison.leaf_distilled.all.accuracy_diff_vs_kd_ci_high" in metrics
+    leaf_artifacts = {item.path for folder in ("leaf", "models/kd", "models/leaf_distilled") for item in client.list_artifacts(run.info.run_id, folder)}
     assert {
         "leaf/leaf_gradients.parquet", "leaf/leaf_confounders.parquet", "leaf/leaf_counterfactuals.parquet",
-        "leaf/leaf_checked_counterfactuals.parquet", "models/kd/model.safetensors", "models/leaf/model.safetensors",
+        "leaf/leaf_checked_counterfactuals.parquet", "models/kd/model.safetensors", "models/leaf_distilled/model.safetensors",
     } <= leaf_artifacts
     assert {"reporting/leaf_comparison.csv", "reporting/leaf_report.md"} <= artifacts
-    assert "leaf versus kd: accuracy difference" in (root / "data/08_reporting/leaf_report.md").read_text()
+    assert "leaf_distilled versus kd: accuracy difference" in (root / "data/08_reporting/leaf_report.md").read_text()
     report = (root / "data/08_reporting/summary_report.md").read_text()
     assert "selective_sft versus full_sft: accuracy difference" in report
     assert "models/teacher/model.safetensors" in artifacts
@@ -171,7 +171,7 @@ def test_kedro_viz_build_shows_the_pipelines(project):
     assert {"generate_world", "ingest_traces", "attribute_trace_tokens", "segment_traces", "select_loss_segments"} <= names
     assert {"compare_teacher_student_gradients", "build_counterfactuals", "check_counterfactuals", "compare_distillation"} <= names
     # Each variant is a collapsible namespace holding its training and its evaluation.
-    assert {"full_sft", "selective_sft", "random_sft", "base", "teacher", "student", "kd", "leaf"} <= set(main["modular_pipelines"])
+    assert {"full_sft", "selective_sft", "random_sft", "base", "teacher", "student", "kd", "leaf_distilled"} <= set(main["modular_pipelines"])
     assert main["modular_pipelines"]["selective_sft"]["children"]
     layers = set(main["layers"])
     assert {"raw", "intermediate", "primary", "feature", "model_input", "models", "reporting"} <= layers
@@ -192,9 +192,9 @@ def test_attribution_sharded_over_two_processes_equals_the_single_process_run(pr
     # An environment whose only change is a fresh attribution store, so the shards compute every trace.
     (root / "conf" / "sharded").mkdir(exist_ok=True)
     store = "data/03_primary/sharded_attribution_store"
-    entry = {"type": "tracesieve.datasets.AttributionStoreDataset", "path": store}
+    entry = {"type": "tracesieve.datasets.ResultStoreDataset", "path": store}
     (root / "conf" / "sharded" / "catalog.yml").write_text(yaml.safe_dump({"attribution_store": entry}))
-    launch = [str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.shard_attribution", "--env", "sharded"]
+    launch = [str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.launch.shard_attribution", "--env", "sharded"]
     result = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "shard 0/2: 6 attributed (0 resumed, 6 computed)" in result.stdout
@@ -233,7 +233,7 @@ def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_resu
     distillation = {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "checkpoint_dir": str(checkpoints)}
     (root / "conf" / "ddp" / "parameters.yml").write_text(yaml.safe_dump({"fine_tuning": fine_tuning, "leaf": {"distillation": distillation}}))
     launch = [
-        str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.distributed_training", "--env", "ddp",
+        str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "tracesieve.launch.distributed_training", "--env", "ddp",
         "selective_sft.train_variant", "kd.distill_variant",
     ]
     result = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=600)
@@ -270,7 +270,7 @@ def test_the_paper_environment_validates_and_names_its_missing_model_folders(pro
     result = subprocess.run([str(BIN / "kedro"), "run", "--env", "paper"], cwd=root, env=wide, capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "This run (env paper) cannot start" in output
-    assert "Invalid parameters" not in output  # the papers' settings pass every schema
+    assert "Parameter validation failed" not in output  # the papers' settings pass every schema
     for name, folder in (
         ("teacher.model", "DeepSeek-R1-Distill-Qwen-1.5B"), ("student.model", "DeepSeek-R1-Distill-Qwen-1.5B"),
         ("leaf_teacher.model", "Llama-3.1-8B-Instruct"), ("leaf_student.model", "Llama-3.2-1B-Instruct"),

@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from tests.conftest import copy_project
-from tracesieve.modeling import load_causal_lm, load_tokenizer, weights_digest
+from tracesieve.content_keys import weights_digest
+from tracesieve.modeling import load_causal_lm, load_tokenizer
 from tracesieve.rendering import THINK_OPEN, render_example, tokenize_with_offsets
-from tracesieve.smollm2 import DEFAULT_OUTPUT, prepare_smollm2
+from tracesieve.launch.smollm2 import DEFAULT_OUTPUT, prepare_smollm2
 
 PROJECT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent

@@ -77,3 +77,28 @@ def test_token_spans_follow_the_offset_mapping_of_the_whole_example():
     for (token_start, token_end), (start, end) in zip(token_ranges, spans, strict=True):
         assert tokenizer.decode(ids[token_start:token_end]).split() == TRACE[start:end].split()
     assert token_spans(offsets, [(rendered.reasoning_start + 2, rendered.reasoning_start + 3)]) == [(token_ranges[0][0] + 1,) * 2]
+
+
+def test_segment_traces_gives_spans_in_the_trace_and_tokens_of_the_rendered_example():
+    import pandas as pd
+
+    from tracesieve.config import SegmentationConfig
+    from tracesieve.segmentation import SEGMENT_COLUMNS, segment_traces, segmentation_summary
+
+    tokenizer = build_word_tokenizer([TRACE, "How many?"], numbers_up_to=20)
+    traces = pd.DataFrame({"trace_id": ["a", "b"], "question": ["How many?"] * 2, "reasoning": [TRACE, "No break at all."], "answer": ["14", "1"]})
+    segments = segment_traces(traces, tokenizer, SegmentationConfig())
+    assert list(segments.columns) == SEGMENT_COLUMNS
+    a = segments[segments["trace_id"] == "a"]
+    assert [(row.char_start, row.char_end) for row in a.itertuples()] == split_segments(TRACE)
+    rendered = render_example(tokenizer, "How many?", TRACE, "14")
+    ids, offsets = tokenize_with_offsets(tokenizer, rendered.text)
+    for row in a.itertuples():
+        # The segment's tokens are the tokens of its characters in the rendered example.
+        assert tokenizer.decode(ids[row.token_start : row.token_end]).split() == row.text.split()
+        assert row.example_tokens == len(ids)
+    assert len(segments[segments["trace_id"] == "b"]) == 1
+    summary = segmentation_summary(traces, segments)
+    assert summary["segments"] == len(segments) and summary["single_segment_traces"] == 1 and summary["segments_per_trace_max"] == len(a)
+    paragraphs = segment_traces(traces, tokenizer, SegmentationConfig(method="paragraph"))
+    assert len(paragraphs[paragraphs["trace_id"] == "a"]) == len(split_segments(TRACE, "paragraph"))

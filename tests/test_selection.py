@@ -102,3 +102,53 @@ def test_auroc():
     assert auroc([1, 2], [3, 4]) == 0.0
     assert auroc([1, 2], [1, 2]) == 0.5
     assert math.isnan(auroc([], [1]))
+
+
+def _attributed():
+    import numpy as np
+
+    attributions = pd.DataFrame(
+        {"trace_id": ["a", "b"], "n_tokens": [6, 4],
+         "attributions": [np.array([1, -1, 2, 2, 0.5, 0.5]), np.array([0.0, 0.0, 0.0, 0.0])]}
+    )
+    segments = pd.DataFrame(
+        {"trace_id": ["a", "a", "b", "b"], "segment_index": [0, 1, 0, 1], "char_start": [0, 5, 0, 3], "char_end": [5, 9, 3, 6],
+         "token_start": [0, 2, 0, 2], "token_end": [2, 6, 2, 4], "n_tokens": [2, 4, 2, 2], "example_tokens": [6, 6, 4, 4]}
+    )
+    return attributions, segments
+
+
+def test_score_segments_slices_each_traces_attributions_by_segment_and_checks_the_tokenizer_matches():
+    from tracesieve.selection import score_segments
+
+    attributions, segments = _attributed()
+    scored = score_segments(attributions, segments)
+    a = scored[scored["trace_id"] == "a"].set_index("segment_index")
+    assert a.loc[0, "attribution_sum"] == 0 and a.loc[0, "consistency"] == 0 and a.loc[1, "consistency"] == 1
+    assert a.loc[1, "strength"] == pytest.approx(5 / 2) and a.loc[1, "token_end"] == 6
+    assert (scored.loc[scored["trace_id"] == "b", "degenerate"] == "zero_trace").all()
+    with pytest.raises(ValueError, match="trace 'a': segmentation saw 7 tokens, attribution 6"):
+        score_segments(attributions, segments.assign(example_tokens=[7, 7, 4, 4]))
+    with pytest.raises(ValueError, match="trace 'b' was attributed but has no segments"):
+        score_segments(attributions, segments[segments["trace_id"] == "a"])
+
+
+def test_select_loss_segments_is_seeded_per_trace_whatever_the_order():
+    from tracesieve.config import SelectionConfig
+    from tracesieve.selection import score_segments, select_loss_segments, selection_summary, trace_seed
+
+    attributions, segments = _attributed()
+    scored = score_segments(attributions, segments)
+    config = SelectionConfig(seed=3)
+    selections = select_loss_segments(scored, config)
+    assert len(selections) == 2 * len(config.strategies)
+    reversed_order = select_loss_segments(scored.iloc[::-1], config)
+    key = ["trace_id", "strategy"]
+    pd.testing.assert_frame_equal(
+        selections.sort_values(key, ignore_index=True), reversed_order.sort_values(key, ignore_index=True)
+    )
+    assert trace_seed(3, "a") == trace_seed(3, "a") != trace_seed(4, "a")
+    b = selections[selections["trace_id"] == "b"].set_index("strategy")
+    assert list(b.loc["paper", "selected_segments"]) == [0, 1]  # zero_trace: nothing to drop by
+    summary = selection_summary(selections, scored)
+    assert summary["traces"] == 2 and summary["degenerate_segments"] == 2 and summary["all.token_share_mean"] == 1

@@ -7,7 +7,8 @@ from transformers import TrainerCallback
 from tests.conftest import byte_level_bpe
 from tracesieve.modeling import build_llama
 from tracesieve.rendering import ANSWER_PREFIX, INSTRUCTION, render_example, tokenize_with_offsets
-from tracesieve.training import IGNORE_INDEX, CausalLMCollator, TrainingConfig, encode_for_sft, train_causal_lm
+from tracesieve.config import LoraSettings, TrainingConfig
+from tracesieve.training import IGNORE_INDEX, CausalLMCollator, encode_for_sft, train_causal_lm
 from tracesieve.world.problems import generate_problems
 from tracesieve.world.tokenizer import build_word_tokenizer
 
@@ -167,8 +168,6 @@ def test_variant_examples_share_inputs_and_order_and_differ_only_in_labels():
 
 
 def test_lora_training_returns_a_plain_model_with_changed_weights(tmp_path):
-    from tracesieve.training import LoraSettings
-
     tokenizer, problems = _setup()
     before = build_llama(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=512, seed=0)
     model, history = _train(tokenizer, problems, tmp_path / "lora", steps=4, lora=LoraSettings(r=4, alpha=8, dropout=0.0))

@@ -19,30 +19,27 @@ What makes it fast and exact, unlike the authors' loop (DESIGN.md, "Known defect
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import inspect
-import json
 import logging
 import math
-import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
-from transformers.modeling_layers import GradientCheckpointingLayer
 
-from tracesieve.config import AttributionConfig
-from tracesieve.modeling import weights_digest
-from tracesieve.rendering import RenderedExample, render_example, tokenize_with_offsets
+from tracesieve.content_keys import content_key, trace_key
+from tracesieve.modeling import input_gradient_mode
+from tracesieve.rendering import encode_example
+from tracesieve.result_store import ResultStore
+
+if TYPE_CHECKING:  # the schemas import this module's names; the engine only reads the settings' fields
+    from tracesieve.config import AttributionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +53,9 @@ QUADRATURE_RULES = (
     "authors_linspace",
 )
 METHODS = ("adaptive", *QUADRATURE_RULES)
+# Where the path starts: the pad token's embedding at every position (the paper's), the zero vector, or
+# (passed as an int) any token's embedding.
+BASELINES = ("pad", "zero")
 # Path points per batch when ``batch_size`` is not given: points x tokens stays under this budget. On a
 # CPU, batching buys little speed (the matmuls are already compute-bound at one sequence of a few hundred
 # tokens) and costs memory linearly (SmolLM2-135M, 512 tokens: 5.1 GB at 8 points per batch), so the
@@ -268,61 +268,6 @@ def _baseline_embeddings(model, embedding, ids: torch.Tensor, baseline: str | in
     return embedding(torch.full_like(ids, int(token_id))[None])
 
 
-@contextlib.contextmanager
-def input_gradient_mode(model, gradient_checkpointing: bool) -> Iterator[None]:
-    """Eval mode, frozen parameters (no weight gradients) and optional checkpointing; all restored after."""
-    was_training = model.training
-    requires_grad = [parameter.requires_grad for parameter in model.parameters()]
-    checkpointing_before = getattr(model, "is_activation_checkpointing", False)
-    had_input_grad_hook = hasattr(model, "_require_grads_hook")
-    layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
-    model.eval()
-    model.requires_grad_(False)
-    try:
-        if gradient_checkpointing:
-            if not layers or not getattr(model, "supports_gradient_checkpointing", False):
-                raise ValueError(f"{type(model).__name__} does not support gradient checkpointing")
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-            # transformers only checkpoints layers in training mode. Flag the layer containers alone as
-            # training: their dropout and attention submodules keep eval mode, so results are unchanged.
-            for layer in layers:
-                layer.training = True
-        yield
-    finally:
-        if gradient_checkpointing and not checkpointing_before:
-            model.activation_checkpointing_disable()
-            # Enabling also hooks the input embeddings to require grad (for PEFT); disabling leaves the hook.
-            if not had_input_grad_hook and hasattr(model, "_require_grads_hook"):
-                model.disable_input_require_grads()
-        model.train(was_training)
-        for parameter, flag in zip(model.parameters(), requires_grad, strict=True):
-            parameter.requires_grad_(flag)
-
-
-@dataclass(frozen=True)
-class EncodedExample:
-    """A rendered example tokenised once, with what attribution and segmentation need to know about it."""
-
-    rendered: RenderedExample
-    input_ids: list[int]
-    offsets: list[tuple[int, int]]  # character span of each token in ``rendered.text``
-    target_positions: list[int]  # tokens of the gold answer inside \\boxed{}
-
-
-def encode_example(tokenizer, question: str, reasoning: str, answer: str) -> EncodedExample:
-    """Render and tokenise one example; the answer's tokens are those overlapping its character span."""
-    rendered = render_example(tokenizer, question, reasoning, answer)
-    input_ids, offsets = tokenize_with_offsets(tokenizer, rendered.text)
-    targets = [
-        position
-        for position, (start, end) in enumerate(offsets)
-        if start < rendered.answer_end and end > rendered.answer_start and end > start
-    ]
-    if not targets:
-        raise ValueError(f"the answer {answer!r} has no token of its own in the rendered example")
-    return EncodedExample(rendered=rendered, input_ids=input_ids, offsets=offsets, target_positions=targets)
-
-
 # ----------------------------------------------------------------------------- many traces, resumable
 TOKEN_ATTRIBUTION_COLUMNS = [
     "trace_id",
@@ -342,56 +287,6 @@ TOKEN_ATTRIBUTION_COLUMNS = [
 ATTRIBUTION_REJECT_COLUMNS = ["trace_id", "kind", "reason"]
 
 
-class AttributionStore:
-    """Finished attributions on disk, one Parquet file per trace, so a killed run resumes where it was.
-
-    Files live under a folder named by the run's fingerprint (model weights, tokenizer, settings) and are
-    named by a hash of the trace's id and content: a changed model, setting or trace is never served a
-    stale result. Each file is written to a temporary name and renamed, so a crash never leaves half a file.
-    """
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-
-    def _file(self, fingerprint: str, key: str) -> Path:
-        return self.root / fingerprint / f"{key}.parquet"
-
-    def has(self, fingerprint: str, key: str) -> bool:
-        return self._file(fingerprint, key).is_file()
-
-    def load(self, fingerprint: str, key: str) -> dict | None:
-        file = self._file(fingerprint, key)
-        return pq.read_table(file).to_pylist()[0] if file.is_file() else None
-
-    def save(self, fingerprint: str, key: str, record: dict) -> None:
-        file = self._file(fingerprint, key)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        partial = file.with_suffix(".partial")
-        pq.write_table(pa.Table.from_pylist([record]), partial)
-        os.replace(partial, file)
-
-
-def tokenizer_digest(tokenizer) -> str:
-    """sha256 of what decides how text becomes tokens: the tokenizer's definition and its chat template."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    digest = hashlib.sha256((backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)).encode())
-    digest.update((tokenizer.chat_template or "").encode())
-    return digest.hexdigest()
-
-
-def attribution_fingerprint(model, tokenizer, settings: dict) -> str:
-    """A short hash of everything that shapes a trace's attributions besides the trace itself."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    digest.update(weights_digest(model).encode())
-    digest.update(tokenizer_digest(tokenizer).encode())
-    return digest.hexdigest()[:16]
-
-
-def trace_key(trace_id: str, question: str, reasoning: str, answer: str) -> str:
-    """A stored result's name: a hash of the trace's id and content, so an edited trace is never served stale."""
-    return hashlib.sha256(json.dumps([trace_id, question, reasoning, answer]).encode()).hexdigest()[:24]
-
-
 @dataclass
 class AttributionRun:
     """Attributions of the traces that were attributed, the rejected ones with reasons, and how many resumed."""
@@ -403,7 +298,7 @@ class AttributionRun:
 
 
 def attribute_traces(
-    traces: pd.DataFrame, model, tokenizer, settings: AttributionConfig, store: AttributionStore | None = None
+    traces: pd.DataFrame, model, tokenizer, settings: AttributionConfig, store: ResultStore | None = None
 ) -> AttributionRun:
     """Attribute every trace of a ``traces`` table; finished traces are saved to and reused from ``store``.
 
@@ -418,7 +313,7 @@ def attribute_traces(
         "gradient_checkpointing": settings.gradient_checkpointing,
     }
     device = model.get_input_embeddings().weight.device
-    fingerprint = attribution_fingerprint(model, tokenizer, {**engine, "dtype": str(model.dtype), "device": device.type})
+    fingerprint = content_key({**engine, "dtype": str(model.dtype), "device": device.type}, models=[model], tokenizers=[tokenizer])
     keys = [trace_key(row.trace_id, row.question, row.reasoning, row.answer) for row in traces.itertuples()]
     already = sum(store.has(fingerprint, key) for key in keys) if store else 0
     if already:
@@ -479,3 +374,28 @@ def attribute_traces(
         resumed=resumed,
         computed=computed,
     )
+
+
+DIAGNOSTIC_COLUMNS = ["trace_id", "n_tokens", "target_score", "baseline_score", "attribution_sum", "completeness_gap", "seconds"]
+
+
+def attribution_summary(run: AttributionRun) -> dict[str, float]:
+    """How many traces were attributed, resumed and rejected (by kind), lengths, scores, gaps and seconds."""
+    attributed = run.attributions
+    gaps = attributed["completeness_gap"]
+    summary: dict[str, float] = {
+        "traces_attributed": len(attributed),
+        "traces_rejected": len(run.rejects),
+        "traces_resumed": run.resumed,
+        "traces_computed": run.computed,
+        "tokens_mean": attributed["n_tokens"].mean(),
+        "completeness_gap_mean": gaps.mean(),
+        "completeness_gap_median": gaps.median(),
+        "completeness_gap_max": gaps.max(),
+        "target_score_mean": attributed["target_score"].mean(),
+        "baseline_score_mean": attributed["baseline_score"].mean(),
+        "seconds_per_trace_mean": attributed["seconds"].mean(),
+    }
+    for kind, count in run.rejects["kind"].value_counts().items():
+        summary[f"rejected_{kind}"] = count
+    return summary

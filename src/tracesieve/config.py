@@ -1,34 +1,30 @@
 """Parameter schemas: Kedro parameters are validated here once, at the edge, into typed config objects.
 
-A node receives the raw ``params:<pipeline>`` dictionary and calls ``<Config>.from_params`` first; the
-library below never sees a dictionary. An unknown or mistyped key fails the run before any work is done,
-with the key's path in the message.
+Each node annotates its ``params:<pipeline>`` input with the block's schema, so Kedro validates every block
+once per run, before the first node, and hands the node the config object (Kedro's typed parameters);
+the library below never sees a dictionary. An unknown or mistyped key fails the run before any work is
+done, with the key's path in the message. The choices a field accepts (methods, strategies, modes) are
+the library's own names, imported, never restated.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tracesieve.modeling import bf16_available
-from tracesieve.segmentation import REFLECTION_KEYWORDS
-from tracesieve.training import LoraSettings, TrainingConfig
+from tracesieve.attribution import BASELINES, METHODS
+from tracesieve.leaf.confounders import PRUNING_MODES
+from tracesieve.leaf.examples import LEVELS
+from tracesieve.modeling import DEVICES, DTYPES, bf16_available
+from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
+from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
+from tracesieve.traces import FORMATS
 
 
 class _Config(BaseModel):
+    # Unknown keys are errors (a misspelt key must not fall back to a default); configs never change.
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any], *, name: str):
-        """Validate ``params`` (the ``parameters_<name>.yml`` block) or raise a message naming the bad keys."""
-        try:
-            return cls.model_validate(params)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{name}.{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
-            )
-            raise ValueError(f"Invalid parameters in parameters_{name}.yml: {problems}") from None
 
 
 class ProblemConfig(_Config):
@@ -86,7 +82,7 @@ class WorldConfig(_Config):
 class IngestionConfig(_Config):
     """How trace files are read and what gets rejected."""
 
-    format: Literal["auto", "limo", "messages", "r1", "world"] = "auto"
+    format: Literal[FORMATS] = "auto"
     max_chars: int = Field(200_000, ge=1, description="reasoning longer than this is rejected")
 
 
@@ -94,24 +90,22 @@ class AttributionConfig(_Config):
     """Integrated gradients over every trace (src/tracesieve/attribution.py documents the engine)."""
 
     steps: int = Field(16, ge=2, description="path points of the quadrature rule (gradient evaluations)")
-    method: Literal[
-        "adaptive", "gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "authors_linspace"
-    ] = "adaptive"
-    baseline: Literal["pad", "zero"] | int = "pad"
+    method: Literal[METHODS] = "adaptive"
+    baseline: Literal[BASELINES] | int = "pad"
     batch_size: int | None = Field(None, ge=1, description="path points per forward/backward; None sizes it by length")
     gradient_checkpointing: bool = False
     max_tokens: int = Field(4096, ge=8, description="rendered examples longer than this follow long_trace_policy")
     long_trace_policy: Literal["skip", "fail"] = Field(
         "skip", description="skip: the trace goes to attribution_rejects with its length; fail: stop the run"
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when there is one")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
+    device: Literal[DEVICES] = Field("auto", description="auto: the GPU when there is one")
+    dtype: Literal[DTYPES] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
 
 
 class SegmentationConfig(_Config):
     """How traces are cut into segments (src/tracesieve/segmentation.py)."""
 
-    method: Literal["reflection_keywords", "paragraph", "sentence"] = "reflection_keywords"
+    method: Literal[SEGMENTATION_METHODS] = "reflection_keywords"
     keywords: tuple[str, ...] = Field(REFLECTION_KEYWORDS, min_length=1, description="reflection_keywords only")
 
 
@@ -120,10 +114,8 @@ class SelectionConfig(_Config):
 
     tau: float = Field(0.7, gt=0, le=1, description="cumulative strength share the strongest segments must reach")
     beta: float = Field(0.8, ge=0, le=1, description="strong segments with consistency above this are dropped")
-    always_keep: tuple[Literal["first", "penultimate", "last"], ...] = ()
-    strategies: tuple[Literal["paper", "all", "strength_only", "consistency_only", "random"], ...] = Field(
-        ("paper", "all", "strength_only", "consistency_only", "random"), min_length=1
-    )
+    always_keep: tuple[Literal[ALWAYS_KEEP_CHOICES], ...] = ()
+    strategies: tuple[Literal[STRATEGIES], ...] = Field(STRATEGIES, min_length=1)
     seed: int = 0
 
 
@@ -137,7 +129,7 @@ DEFAULT_VARIANT_STRATEGIES = {
 }
 
 
-class LoraParams(_Config):
+class LoraSettings(_Config):
     """LoRA adapters (peft), merged into the weights after training."""
 
     r: int = Field(16, ge=1)
@@ -146,11 +138,12 @@ class LoraParams(_Config):
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class OptimisationParams(_Config):
-    """How a model is trained: shared by the fine-tuning variants and the distillation variants."""
+class TrainingConfig(_Config):
+    """How a model is trained (``training.train_causal_lm``): shared by the fine-tuning variants, the
+    distillation variants and the world's warm-up models. Batches always group similar lengths."""
 
     max_steps: int = Field(100, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="the global batch: split evenly over the processes of a distributed launch")
     learning_rate: float = Field(5e-4, gt=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
@@ -161,33 +154,19 @@ class OptimisationParams(_Config):
     max_length: int | None = Field(None, ge=8, description="longer examples stop the run; None: no limit")
     bf16: bool | Literal["auto"] = Field("auto", description="mixed precision; auto: on when a bf16-capable GPU is present")
     gradient_checkpointing: bool = False
-    lora: LoraParams | None = None
+    lora: LoraSettings | None = None
     checkpoint_dir: str = "data/06_models/checkpoints"
 
-    def training_config(self) -> TrainingConfig:
-        """The library's settings object for one training run."""
-        lora = None if self.lora is None else LoraSettings(**self.lora.model_dump())
-        return TrainingConfig(
-            max_steps=self.max_steps,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            warmup_ratio=self.warmup_ratio,
-            weight_decay=self.weight_decay,
-            lr_scheduler=self.lr_scheduler,
-            logging_steps=self.logging_steps,
-            save_steps=self.save_steps,
-            seed=self.seed,
-            bf16=bf16_available() if self.bf16 == "auto" else self.bf16,
-            gradient_checkpointing=self.gradient_checkpointing,
-            lora=lora,
-        )
+    @property
+    def bf16_enabled(self) -> bool:
+        return bf16_available() if self.bf16 == "auto" else self.bf16
 
 
-class FineTuningConfig(OptimisationParams):
+class FineTuningConfig(TrainingConfig):
     """The fine-tuning variants and the optimisation they share (same base model, seed, data order, steps)."""
 
     variants: tuple[str, ...] = Field(("full_sft", "selective_sft", "random_sft"), min_length=1)
-    strategies: dict[str, Literal["paper", "all", "strength_only", "consistency_only", "random"]] = Field(
+    strategies: dict[str, Literal[STRATEGIES]] = Field(
         default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
         description="variant -> the selection strategy whose loss-mask spans it trains on",
     )
@@ -202,7 +181,7 @@ class FineTuningConfig(OptimisationParams):
         return self
 
 
-class DistillationParams(OptimisationParams):
+class DistillationConfig(TrainingConfig):
     """Teacher-to-student distillation: the optimisation plus the KL temperature."""
 
     temperature: float = Field(1.0, gt=0)
@@ -217,27 +196,28 @@ class DistillationVariant(_Config):
     counterfactuals: bool = True
 
 
-# The two namespaces of the leaf pipeline: the baseline (plain KD) and LeaF.
-DISTILLATION_VARIANTS = ("kd", "leaf")
+# The two namespaces of the leaf pipeline: the baseline (plain KD) and the LeaF-distilled student. Not
+# "leaf": that is the method's package and pipeline, and leaf_student is LeaF's base student.
+DISTILLATION_VARIANTS = ("kd", "leaf_distilled")
 
 
 class LeafConfig(_Config):
     """LeaF: gradient comparison, confounders, counterfactuals, intervention check and distillation."""
 
-    level: Literal["instruction", "response"] = Field("instruction", description="analyse the question, or a reasoning prefix")
+    level: Literal[LEVELS] = Field("instruction", description="analyse the question, or a reasoning prefix")
     response_prefix_share: float = Field(0.5, gt=0, lt=1, description="response level: where the prefix is cut")
     quantile: float = Field(0.05, gt=0, le=0.5, description="confounders: delta at or below this per-example quantile")
-    pruning: Literal["span", "collective"] = "span"
+    pruning: Literal[PRUNING_MODES] = "span"
     intervention_check: bool = Field(True, description="keep a counterfactual only if teacher and student both solve it")
     gradient_batch_size: int = Field(8, ge=1)
     max_tokens: int = Field(4096, ge=8, description="longer examples go to leaf_gradient_rejects")
     check_max_new_tokens: int = Field(320, ge=1)
     check_batch_size: int = Field(100, ge=1)
-    distillation: DistillationParams = DistillationParams()
+    distillation: DistillationConfig = DistillationConfig()
     variants: dict[str, DistillationVariant] = Field(
         default_factory=lambda: {
             "kd": DistillationVariant(original_weight=1.0, counterfactuals=False),
-            "leaf": DistillationVariant(original_weight=0.5, counterfactuals=True),
+            "leaf_distilled": DistillationVariant(original_weight=0.5, counterfactuals=True),
         }
     )
     reference: str = Field("kd", description="the variant LeaF is compared with, problem by problem")
@@ -263,8 +243,8 @@ class EvaluationConfig(_Config):
     seed: int = 0
     max_problems: int | None = Field(None, ge=1, description="evaluate the first N held-out problems only")
     reference: str = Field("full_sft", description="the variant every other one is compared with, problem by problem")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: the GPU when there is one")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
+    device: Literal[DEVICES] = Field("auto", description="auto: the GPU when there is one")
+    dtype: Literal[DTYPES] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
 
 
 class ReportingConfig(_Config):

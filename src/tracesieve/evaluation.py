@@ -9,15 +9,21 @@ of n samples, which overstates a sampled model's accuracy whenever the first sam
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from math_verify import parse, verify
 
 from tracesieve.answers import last_boxed
+from tracesieve.generation import generate_completions
 from tracesieve.metrics import wilson_interval
+
+if TYPE_CHECKING:  # the schemas live at the edge; evaluation reads their fields
+    from tracesieve.config import EvaluationConfig
 
 Z_95 = 1.959964
 
@@ -143,3 +149,101 @@ def compare_with_reference(
                 metrics[f"{name}.{label}_diff_vs_{reference}_ci_high"] = high
         rows.append(row)
     return rows, metrics
+
+
+EVAL_PROBLEM_COLUMNS = ["problem_id", "question", "answer"]  # plus has_distractor where the data has it
+
+
+def check_eval_problems(eval_problems: pd.DataFrame) -> None:
+    """The held-out table has the columns evaluation needs and one row per problem, or an error says which not."""
+    missing = [column for column in EVAL_PROBLEM_COLUMNS if column not in eval_problems]
+    if missing:
+        raise ValueError(f"eval_problems lacks the columns {missing}; it needs {EVAL_PROBLEM_COLUMNS}")
+    if eval_problems["problem_id"].duplicated().any():
+        duplicated = eval_problems.loc[eval_problems["problem_id"].duplicated(), "problem_id"].iloc[0]
+        raise ValueError(f"eval_problems has problem_id {duplicated!r} more than once")
+
+
+def evaluate_on_problems(model, tokenizer, eval_problems: pd.DataFrame, config: EvaluationConfig) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Generations for the held-out problems (the first ``config.max_problems``; one row per sample), graded
+    with math-verify, and their ``summarize_generations`` plus ``eval_seconds``."""
+    check_eval_problems(eval_problems)
+    problems = eval_problems.head(config.max_problems) if config.max_problems else eval_problems
+    started = time.perf_counter()
+    completions = generate_completions(
+        model,
+        tokenizer,
+        problems["question"].tolist(),
+        max_new_tokens=config.max_new_tokens,
+        batch_size=config.batch_size,
+        num_samples=config.num_samples,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        seed=config.seed,
+    )
+    seconds = time.perf_counter() - started
+    rows = problems.iloc[[completion.prompt_index for completion in completions]].reset_index(drop=True)
+    generations = pd.DataFrame(
+        {
+            "problem_id": rows["problem_id"],
+            "sample_index": [completion.sample_index for completion in completions],
+            "answer": rows["answer"].astype(str),
+            "completion": [completion.text for completion in completions],
+            "predicted": [last_boxed(completion.text) for completion in completions],
+            "n_tokens": [completion.n_tokens for completion in completions],
+            "truncated": [completion.truncated for completion in completions],
+        }
+    )
+    generations["correct"] = [is_correct(text, gold) for text, gold in zip(generations["completion"], generations["answer"], strict=True)]
+    if "has_distractor" in rows:
+        generations["has_distractor"] = rows["has_distractor"].astype(bool)
+    summary = summarize_generations(generations, config.pass_at_k)
+    summary["eval_seconds"] = seconds
+    return generations, summary
+
+
+def model_comparison(
+    generations: Mapping[str, pd.DataFrame], training_logs: Mapping[str, dict], reference: str, pass_ks: Sequence[int] = (1,)
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """``compare_with_reference`` as a table, one row per model, with each trained model's strategy and
+    supervised tokens from its training log (the base model has none: ``(base model)``)."""
+    rows, metrics = compare_with_reference(dict(generations), reference, pass_ks)
+    for row in rows:
+        log_summary = training_logs.get(row["model"], {}).get("summary", {})
+        row["strategy"] = log_summary.get("strategy", "(base model)")
+        row["supervised_tokens"] = log_summary.get("supervised_tokens")
+    comparison = pd.DataFrame(rows)
+    leading = ["model", "strategy", "supervised_tokens"]
+    return comparison[[*leading, *(column for column in comparison if column not in leading)]], metrics
+
+
+# Held-out subsets by the planted distractor flag: None is every problem.
+DISTRACTOR_SUBSETS = {"all": None, "with_distractor": True, "without_distractor": False}
+
+
+def comparison_by_distractor_subset(
+    generations: Mapping[str, pd.DataFrame], training_logs: Mapping[str, dict], reference: str, pass_ks: Sequence[int] = (1,)
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """``compare_with_reference`` on all problems, those with a distractor and those without (when every
+    table has ``has_distractor`` and no subset is empty), one row per subset and model with the model's
+    lambda and training items from its log; metrics named ``<model>.<subset>.<name>``."""
+    rows, metrics = [], {}
+    for subset, flag in DISTRACTOR_SUBSETS.items():
+        if flag is None:
+            chosen = dict(generations)
+        elif all("has_distractor" in table for table in generations.values()):
+            chosen = {name: table[table["has_distractor"] == flag] for name, table in generations.items()}
+            if any(table.empty for table in chosen.values()):
+                continue
+        else:
+            continue
+        subset_rows, subset_metrics = compare_with_reference(chosen, reference, pass_ks)
+        for row in subset_rows:
+            summary = training_logs.get(row["model"], {}).get("summary", {})
+            rows.append({"subset": subset, "lambda": summary.get("lambda"), "train_items": summary.get("train_items"), **row})
+            for name in ("accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"):
+                metrics[f"{row['model']}.{subset}.{name}"] = row[name]
+        for name, value in subset_metrics.items():  # <model>.<difference> -> <model>.<subset>.<difference>
+            model, _, difference = name.partition(".")
+            metrics[f"{model}.{subset}.{difference}"] = value
+    return pd.DataFrame(rows), metrics

@@ -1,5 +1,5 @@
-"""Kedro hooks: the run's env for the pipeline registry, a preflight check before any node runs, and
-each node's wall time in MLflow (``node_seconds.<node name>``)."""
+"""Kedro hooks: the run's config loader for the pipeline registry, a preflight check before any node runs,
+parameters logged to MLflow as flat names, and each node's wall time in MLflow (``node_seconds.<node>``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,38 @@ import time
 
 import mlflow
 from kedro.framework.hooks import hook_impl
+from kedro_mlflow.framework.hooks import MlflowHook
+from pydantic import BaseModel
 
 
-class EnvironmentHooks:
-    """Tells the pipeline registry the run's ``--env`` before Kedro first builds the pipelines, so that
-    an env's ``default_pipeline`` and ``fine_tuning.variants`` shape what ``kedro run --env ENV`` runs."""
+class RunConfigHooks:
+    """Hands the pipeline registry the config loader of each new context before Kedro first builds the
+    pipelines, so that an env's ``default_pipeline`` and ``fine_tuning.variants`` (read through Kedro's own
+    loader: same env, merge and ``--params`` as the run) shape what ``kedro run --env ENV`` runs."""
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
-        from tracesieve.pipelines import set_active_env
+        from tracesieve.pipelines import use_config_loader
 
-        set_active_env(context.env)
+        use_config_loader(context.config_loader)
+
+
+class ConfigMlflowHook(MlflowHook):
+    """kedro-mlflow's hook, fed each validated parameter block as the dictionary it was written as.
+
+    Kedro hands nodes their ``params:`` blocks as validated config objects (typed parameters);
+    kedro-mlflow flattens only dictionaries into MLflow params (``world.teacher.hidden_size``, ...), so
+    it sees the blocks dumped back, defaults included. Registered in settings.py in place of the
+    plugin's own instance (``DISABLE_HOOKS_FOR_PLUGINS``).
+    """
+
+    @hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async) -> None:
+        as_written = {
+            name: value.model_dump(mode="json", by_alias=True) if isinstance(value, BaseModel) else value for name, value in inputs.items()
+        }
+        # Nothing is returned: a dictionary returned here would replace the node's inputs.
+        super().before_node_run(node=node, catalog=catalog, inputs=as_written, is_async=is_async)
 
 
 class NodeTimingHooks:
@@ -37,35 +58,14 @@ class NodeTimingHooks:
             mlflow.log_metric(f"node_seconds.{node.name}", seconds)
 
 
-def _config_classes() -> dict:
-    from tracesieve import config
-
-    return {
-        "world": config.WorldConfig,
-        "ingestion": config.IngestionConfig,
-        "attribution": config.AttributionConfig,
-        "segmentation": config.SegmentationConfig,
-        "selection": config.SelectionConfig,
-        "fine_tuning": config.FineTuningConfig,
-        "evaluation": config.EvaluationConfig,
-        "reporting": config.ReportingConfig,
-        "leaf": config.LeafConfig,
-    }
-
-
-def preflight_problems(pipeline, catalog, parameters: dict) -> list[str]:
-    """What would make this run fail part-way, found before it starts: invalid parameters, a provided
-    (read-only) model folder the pipeline would overwrite, a model or tokenizer folder it reads that is absent."""
+def preflight_problems(pipeline, catalog) -> list[str]:
+    """What would make this run fail part-way, found before it starts: a provided (read-only) model folder
+    the pipeline would overwrite, a model, tokenizer or trace input it reads that is absent. (Invalid
+    parameters never get this far: Kedro validates every typed block before the pipeline starts.)"""
     from tracesieve.datasets.hf import _FolderDataset
     from tracesieve.datasets.trace_files import TraceFilesDataset
 
     problems = []
-    for name, schema in _config_classes().items():
-        if name in parameters:
-            try:
-                schema.from_params(parameters[name], name=name)
-            except ValueError as error:
-                problems.append(str(error))
     for name in sorted(pipeline.all_outputs()):
         dataset = catalog.get(name) if name in catalog else None
         if isinstance(dataset, _FolderDataset) and not dataset.writable:
@@ -82,8 +82,7 @@ class PreflightHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        parameters = catalog.load("parameters") if "parameters" in catalog else {}
-        problems = preflight_problems(pipeline, catalog, parameters)
+        problems = preflight_problems(pipeline, catalog)
         if problems:
             env = run_params.get("env") or "base + local"
             raise ValueError(f"This run (env {env}) cannot start:\n- " + "\n- ".join(problems))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -36,3 +37,13 @@ def as_mlflow_metrics(values: Mapping[str, float], step: int = 0) -> dict[str, d
         for name, value in values.items()
         if value is not None and not math.isnan(float(value))
     }
+
+
+def training_metrics(summary: Mapping[str, Any], history: Sequence[Mapping[str, float]]) -> dict:
+    """A training run's summary numbers (text fields left out) and its loss and learning-rate curves, in
+    kedro-mlflow's metrics shape: the same names for every training node, so runs line up in MLflow."""
+    metrics: dict = as_mlflow_metrics({name: value for name, value in summary.items() if not isinstance(value, str)})
+    if history:  # MLflow takes no empty curve
+        metrics["train_loss"] = [{"step": entry["step"], "value": entry["loss"]} for entry in history]
+        metrics["learning_rate"] = [{"step": entry["step"], "value": entry["learning_rate"]} for entry in history]
+    return metrics

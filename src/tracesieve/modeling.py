@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+
+DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU when there is one
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: bfloat16 on a GPU that supports it
 
 
 def build_llama(
@@ -68,13 +74,36 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 of every tensor of the state dict, names included: two models hash equal iff their weights do."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+@contextlib.contextmanager
+def input_gradient_mode(model, gradient_checkpointing: bool) -> Iterator[None]:
+    """Eval mode, frozen parameters (no weight gradients) and optional checkpointing; all restored after."""
+    was_training = model.training
+    requires_grad = [parameter.requires_grad for parameter in model.parameters()]
+    checkpointing_before = getattr(model, "is_activation_checkpointing", False)
+    had_input_grad_hook = hasattr(model, "_require_grads_hook")
+    layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
+    model.eval()
+    model.requires_grad_(False)
+    try:
+        if gradient_checkpointing:
+            if not layers or not getattr(model, "supports_gradient_checkpointing", False):
+                raise ValueError(f"{type(model).__name__} does not support gradient checkpointing")
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            # transformers only checkpoints layers in training mode. Flag the layer containers alone as
+            # training: their dropout and attention submodules keep eval mode, so results are unchanged.
+            for layer in layers:
+                layer.training = True
+        yield
+    finally:
+        if gradient_checkpointing and not checkpointing_before:
+            model.activation_checkpointing_disable()
+            # Enabling also hooks the input embeddings to require grad (for PEFT); disabling leaves the hook.
+            if not had_input_grad_hook and hasattr(model, "_require_grads_hook"):
+                model.disable_input_require_grads()
+        model.train(was_training)
+        for parameter, flag in zip(model.parameters(), requires_grad, strict=True):
+            parameter.requires_grad_(flag)
+
 
 
 def load_causal_lm(

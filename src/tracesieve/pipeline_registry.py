@@ -3,7 +3,7 @@
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-from tracesieve.pipelines import active_env, default_pipeline_name
+from tracesieve.pipelines import default_pipeline_name
 
 # Pipelines that only regroup other stages: summing them with the rest would list nodes twice.
 COMPOSITES = ("from_traces", "real_model")
@@ -21,6 +21,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     elif default in pipelines:
         pipelines["__default__"] = pipelines[default]
     elif len(pipelines) > 1:  # with `--pipeline NAME` Kedro imports only that package: nothing to check
-        raise ValueError(f"default_pipeline (env {active_env()}) is {default!r}, which is not a pipeline; "
+        raise ValueError(f"default_pipeline is {default!r}, which is not a pipeline; "
                          f"choose one of {sorted(pipelines)}")
     return pipelines

@@ -69,3 +69,27 @@ def tokenize_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[i
     """Token ids of ``text`` (no special tokens added) and each token's character span in it."""
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return list(encoding["input_ids"]), [(int(start), int(end)) for start, end in encoding["offset_mapping"]]
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    """A rendered example tokenised once, with what attribution and segmentation need to know about it."""
+
+    rendered: RenderedExample
+    input_ids: list[int]
+    offsets: list[tuple[int, int]]  # character span of each token in ``rendered.text``
+    target_positions: list[int]  # tokens of the gold answer inside \\boxed{}
+
+
+def encode_example(tokenizer, question: str, reasoning: str, answer: str) -> EncodedExample:
+    """Render and tokenise one example; the answer's tokens are those overlapping its character span."""
+    rendered = render_example(tokenizer, question, reasoning, answer)
+    input_ids, offsets = tokenize_with_offsets(tokenizer, rendered.text)
+    targets = [
+        position
+        for position, (start, end) in enumerate(offsets)
+        if start < rendered.answer_end and end > rendered.answer_start and end > start
+    ]
+    if not targets:
+        raise ValueError(f"the answer {answer!r} has no token of its own in the rendered example")
+    return EncodedExample(rendered=rendered, input_ids=input_ids, offsets=offsets, target_positions=targets)

@@ -18,6 +18,14 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from tracesieve.rendering import render_example, tokenize_with_offsets
+
+if TYPE_CHECKING:  # the schemas import this module's names
+    from tracesieve.config import SegmentationConfig
 
 REFLECTION_KEYWORDS = (
     "Wait",
@@ -73,3 +81,56 @@ def token_spans(offsets: Sequence[tuple[int, int]], char_spans: Sequence[tuple[i
     """
     starts = [start for start, _end in offsets]
     return [(bisect.bisect_left(starts, lo), bisect.bisect_left(starts, hi)) for lo, hi in char_spans]
+
+
+SEGMENT_COLUMNS = [
+    "trace_id",
+    "segment_index",
+    "char_start",  # in the reasoning trace
+    "char_end",
+    "token_start",  # in the tokenised rendered example (the positions attribution scores)
+    "token_end",
+    "n_tokens",
+    "example_tokens",  # length of the rendered example, to check attribution saw the same tokens
+    "text",
+]
+
+
+def segment_traces(traces: pd.DataFrame, tokenizer, config: SegmentationConfig) -> pd.DataFrame:
+    """Segments of every trace of a ``traces`` table: character spans in the trace, token spans in the
+    rendered example (the tokens attribution scored), one row per segment (``SEGMENT_COLUMNS``)."""
+    rows = []
+    for trace in traces.itertuples(index=False):
+        rendered = render_example(tokenizer, trace.question, trace.reasoning, trace.answer)
+        _ids, offsets = tokenize_with_offsets(tokenizer, rendered.text)
+        spans = split_segments(trace.reasoning, config.method, keywords=config.keywords)
+        absolute = [(rendered.reasoning_start + start, rendered.reasoning_start + end) for start, end in spans]
+        for index, ((start, end), (token_start, token_end)) in enumerate(zip(spans, token_spans(offsets, absolute), strict=True)):
+            rows.append(
+                {
+                    "trace_id": trace.trace_id,
+                    "segment_index": index,
+                    "char_start": start,
+                    "char_end": end,
+                    "token_start": token_start,
+                    "token_end": token_end,
+                    "n_tokens": token_end - token_start,
+                    "example_tokens": len(offsets),
+                    "text": trace.reasoning[start:end],
+                }
+            )
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+
+def segmentation_summary(traces: pd.DataFrame, segments: pd.DataFrame) -> dict[str, float]:
+    """Segments per trace, tokens per segment, and the segments without a token of their own."""
+    per_trace = segments.groupby("trace_id")["segment_index"].count()
+    return {
+        "traces": len(traces),
+        "segments": len(segments),
+        "segments_per_trace_mean": per_trace.mean(),
+        "segments_per_trace_max": per_trace.max(),
+        "single_segment_traces": int((per_trace == 1).sum()),
+        "segment_tokens_mean": segments["n_tokens"].mean(),
+        "segments_without_tokens": int((segments["n_tokens"] == 0).sum()),
+    }

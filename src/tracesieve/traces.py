@@ -18,7 +18,7 @@ import glob
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -328,3 +328,19 @@ def read_traces(path: str | Path, format: str = "auto", *, max_chars: int = 200_
     """
     _require_known_format(format, f" for {str(path)!r}")  # before any file is read
     return parse_trace_records(read_raw_records(path), format=format, max_chars=max_chars)
+
+
+def ingestion_summary(raw_records: Sequence[RawRecord], traces: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, float]:
+    """Records read, accepted and rejected (by kind), files read, and accepted traces by format."""
+    counts: dict[str, float] = {
+        "records_read": len(raw_records),
+        "traces_accepted": len(traces),
+        "records_rejected": len(rejected),
+        "files_read": len({record.source for record in raw_records}),
+    }
+    # Counted by kind (missing_field, malformed_json, ...), so MLflow shows few, stable metric names.
+    for kind, count in rejected["kind"].value_counts().items():
+        counts[f"rejected_{kind}"] = count
+    for record_format, count in traces["format"].value_counts().items():
+        counts[f"traces_{record_format}"] = count
+    return counts

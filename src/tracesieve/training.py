@@ -11,48 +11,24 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
-from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
+from tracesieve.content_keys import content_key
 from tracesieve.rendering import render_example, tokenize_with_offsets
+
+if TYPE_CHECKING:  # the schemas live at the edge; training reads their fields
+    from tracesieve.config import FineTuningConfig, LoraSettings, TrainingConfig
 
 IGNORE_INDEX = -100
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Optimisation settings for one training run."""
-
-    max_steps: int
-    batch_size: int
-    learning_rate: float
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    lr_scheduler: str = "cosine"
-    logging_steps: int = 10
-    save_steps: int = 200
-    group_by_length: bool = True  # batches of similar lengths waste less compute on padding
-    seed: int = 0
-    bf16: bool = False  # mixed precision (autocast); for GPUs with bf16 support
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more time
-    lora: LoraSettings | None = None
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """Low-rank adapters through peft; merged into the weights when training ends."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def encode_for_sft(
@@ -202,7 +178,8 @@ def train_causal_lm(
         warmup_steps=int(config.warmup_ratio * config.max_steps),
         weight_decay=config.weight_decay,
         lr_scheduler_type=config.lr_scheduler,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        # Batches of similar lengths waste less compute on padding.
+        train_sampling_strategy="group_by_length",
         logging_steps=config.logging_steps,
         save_steps=config.save_steps,
         save_total_limit=1,
@@ -214,7 +191,7 @@ def train_causal_lm(
         use_cpu=not torch.cuda.is_available(),
         remove_unused_columns=False,  # the collator decides what a batch holds
         disable_tqdm=False,
-        bf16=config.bf16,
+        bf16=config.bf16_enabled,
         activation_checkpointing=config.gradient_checkpointing,
     )
     trainer = trainer_class(
@@ -249,3 +226,42 @@ def train_causal_lm(
         if "loss" in entry
     ]
     return model, history
+
+
+def sft_checkpoint_dir(config: FineTuningConfig, strategy: str, base_model, examples: list[dict]) -> Path:
+    """A folder keyed by the base weights, the training data with its labels and the settings: resuming
+    from it is always safe, and a change to any of them starts afresh."""
+    settings = config.model_dump(exclude={"variants", "strategies", "checkpoint_dir"})
+    key = content_key(settings, models=[base_model], data=examples, length=12)
+    return Path(config.checkpoint_dir) / f"sft-{strategy}-{key}"
+
+
+def fine_tune_variant(base_model, tokenizer, traces: pd.DataFrame, selections: pd.DataFrame, strategy: str, config: FineTuningConfig):
+    """Masked SFT of ``base_model`` on every selected trace with the loss on one selection ``strategy`` only;
+    returns (the model, its loss history, a summary: supervised tokens and share, steps, seconds, final loss).
+
+    Every variant starts from the same base with the same seed, traces, order and steps; they differ only
+    in their labels.
+    """
+    trace_ids, examples = selective_sft_examples(tokenizer, traces, selections, strategy, max_length=config.max_length)
+    output_dir = sft_checkpoint_dir(config, strategy, base_model, examples)
+    set_seed(config.seed)
+    started = time.perf_counter()
+    model, history = train_causal_lm(base_model, examples, config, output_dir=output_dir, pad_token_id=tokenizer.pad_token_id)
+    seconds = time.perf_counter() - started
+    supervised = supervised_token_count(examples)
+    total = sum(len(example["input_ids"]) for example in examples)
+    logger.info(
+        "SFT on the %s mask: %d traces, %d supervised tokens of %d, %d steps in %.0f s",
+        strategy, len(examples), supervised, total, config.max_steps, seconds,
+    )
+    summary = {
+        "strategy": strategy,
+        "train_traces": len(trace_ids),
+        "supervised_tokens": supervised,
+        "supervised_token_share": supervised / max(1, total),
+        "train_steps": config.max_steps,
+        "train_seconds": seconds,
+        "final_train_loss": history[-1]["loss"] if history else float("nan"),
+    }
+    return model, history, summary

@@ -13,14 +13,21 @@ mode, frozen, under no_grad.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
-from transformers import Trainer
+from transformers import Trainer, set_seed
 
-from tracesieve.leaf.gradients import EncodedLeafExample
-from tracesieve.training import TrainingConfig, train_causal_lm
+from tracesieve.content_keys import content_key
+from tracesieve.leaf.examples import EncodedLeafExample, encode_leaf_example, leaf_examples
+from tracesieve.training import train_causal_lm
+
+if TYPE_CHECKING:  # the schemas import this package's names
+    from tracesieve.config import DistillationVariant, LeafConfig, TrainingConfig
 
 
 def distillation_item(original: EncodedLeafExample, counterfactual: EncodedLeafExample | None = None) -> dict[str, list[int]]:
@@ -148,3 +155,70 @@ def distill(
         trainer_class=DistillationTrainer,
         trainer_kwargs={"teacher": teacher, "temperature": temperature, "original_weight": original_weight, "vocab_size": vocab_size},
     )
+
+
+def distillation_items(
+    traces: pd.DataFrame, counterfactuals: pd.DataFrame, tokenizer, config: LeafConfig, variant: DistillationVariant
+) -> list[dict[str, list[int]]]:
+    """Training items in trace order: the original (whole response, instruction level) of every trace, paired
+    with each of its kept counterfactuals when the variant uses them (one item per counterfactual); a trace
+    without one is an item alone. A trace over ``config.distillation.max_length`` tokens stops the run."""
+    originals = leaf_examples(traces, tokenizer, level="instruction")
+    analysed = originals if config.level == "instruction" else leaf_examples(traces, tokenizer, level=config.level, response_prefix_share=config.response_prefix_share)
+    kept = counterfactuals[counterfactuals["kept"].astype(bool)] if variant.counterfactuals else counterfactuals.iloc[0:0]
+    by_trace = {trace_id: group for trace_id, group in kept.groupby("trace_id")}
+    limit = config.distillation.max_length
+    items = []
+    for trace_id in sorted(originals):
+        original = encode_leaf_example(tokenizer, originals[trace_id])
+        if limit is not None and len(original.input_ids) > limit:
+            raise ValueError(f"trace {trace_id!r} is {len(original.input_ids)} tokens, over leaf.distillation.max_length={limit}")
+        group = by_trace.get(trace_id)
+        if group is None:
+            items.append(distillation_item(original))
+            continue
+        for row in group.sort_values("counterfactual_index").itertuples():
+            pruned = analysed[trace_id].pruned([tuple(span) for span in row.spans])
+            items.append(distillation_item(original, encode_leaf_example(tokenizer, pruned)))
+    return items
+
+
+def distillation_checkpoint_dir(config: LeafConfig, variant: DistillationVariant, teacher, student, items: list[dict]) -> str:
+    """Keyed by the optimisation, the variant, both models' weights and the items: resuming is always safe."""
+    settings = {"distillation": config.distillation.model_dump(exclude={"checkpoint_dir"}), "variant": variant.model_dump()}
+    key = content_key(settings, models=[teacher, student], data=items, length=12)
+    return f"{config.distillation.checkpoint_dir}/distill-{key}"
+
+
+def distill_variant(
+    student, teacher, tokenizer, traces: pd.DataFrame, checked_counterfactuals: pd.DataFrame, config: LeafConfig, variant: DistillationVariant
+):
+    """Distil ``teacher`` into ``student`` with one variant's lambda and counterfactuals (plain KD: lambda 1,
+    none), the same steps, seed and optimiser for every variant; returns (the student, the loss history,
+    a summary: lambda, items, items with a counterfactual, response tokens, steps, seconds, final loss)."""
+    items = distillation_items(traces, checked_counterfactuals, tokenizer, config, variant)
+    output_dir = distillation_checkpoint_dir(config, variant, teacher, student, items)
+    set_seed(config.distillation.seed)
+    started = time.perf_counter()
+    model, history = distill(
+        student,
+        teacher,
+        items,
+        config.distillation,
+        output_dir=output_dir,
+        pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        temperature=config.distillation.temperature,
+        original_weight=variant.original_weight,
+    )
+    summary = {
+        "lambda": variant.original_weight,
+        "counterfactuals": variant.counterfactuals,
+        "train_items": len(items),
+        "items_with_counterfactual": sum("pruned_input_ids" in item for item in items),
+        "response_tokens": sum(sum(item["response_mask"]) for item in items),
+        "train_steps": config.distillation.max_steps,
+        "train_seconds": time.perf_counter() - started,
+        "final_train_loss": history[-1]["loss"] if history else float("nan"),
+    }
+    return model, history, summary

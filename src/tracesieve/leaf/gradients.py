@@ -10,12 +10,10 @@ student attends to much more than the teacher does, a confounder candidate.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,109 +21,21 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tracesieve.attribution import AttributionStore, input_gradient_mode, tokenizer_digest, trace_key
-from tracesieve.modeling import weights_digest
-from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, render_prompt, tokenize_with_offsets
+from tracesieve.content_keys import content_key, trace_key
+from tracesieve.leaf.examples import EncodedLeafExample, encode_leaf_example, leaf_example
+from tracesieve.modeling import input_gradient_mode
+from tracesieve.result_store import ResultStore
+
+if TYPE_CHECKING:  # the schemas import this package's names
+    from tracesieve.config import LeafConfig
 
 logger = logging.getLogger(__name__)
-LEVELS = ("instruction", "response")
 GRADIENT_COLUMNS = ["trace_id", "token_index", "start", "end", "text", "g_teacher", "g_student", "delta"]
 REJECT_COLUMNS = ["trace_id", "kind", "reason"]
 
 
 class TokenAlignmentError(ValueError):
     """The teacher's and the student's tokens cannot be matched through character offsets."""
-
-
-@dataclass(frozen=True)
-class LeafExample:
-    """One example as a model sees it: the context it conditions on and the reference response it continues with.
-
-    ``[analysed_start, analysed_end)`` is the character span of the context whose tokens are scored and may
-    be pruned: the question inside the chat prompt, or the reasoning prefix moved into the context.
-    """
-
-    example_id: str
-    context: str
-    response: str
-    analysed_start: int
-    analysed_end: int
-
-    @property
-    def analysed_text(self) -> str:
-        return self.context[self.analysed_start : self.analysed_end]
-
-    def pruned(self, spans: Sequence[tuple[int, int]]) -> LeafExample:
-        """The counterfactual: exactly the characters of ``spans`` (relative to the analysed text) deleted."""
-        kept = delete_spans(self.analysed_text, spans)
-        context = self.context[: self.analysed_start] + kept + self.context[self.analysed_end :]
-        return replace(self, context=context, analysed_end=self.analysed_start + len(kept))
-
-
-def delete_spans(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """``text`` without the characters of ``spans`` (end-exclusive, sorted, non-overlapping, inside the text)."""
-    pieces, cursor = [], 0
-    for start, end in spans:
-        if not cursor <= start < end <= len(text):
-            raise ValueError(f"span ({start}, {end}) is empty, overlaps the previous one or lies outside a text of {len(text)} characters")
-        pieces.append(text[cursor:start])
-        cursor = end
-    pieces.append(text[cursor:])
-    return "".join(pieces)
-
-
-def response_prefix_cut(reasoning: str, share: float) -> int:
-    """Where the response-level prefix ends: the paragraph break (``\\n\\n``) nearest to ``share`` of the reasoning."""
-    breaks = [match.start() for match in re.finditer("\n\n", reasoning)]
-    if not breaks:
-        raise ValueError("the reasoning has one paragraph only; the response level needs a paragraph break to cut at")
-    target = share * len(reasoning)
-    return min(breaks, key=lambda position: (abs(position - target), position))
-
-
-def leaf_example(
-    tokenizer, example_id: str, question: str, reasoning: str, answer: str, *, level: str = "instruction", response_prefix_share: float = 0.5
-) -> LeafExample:
-    """Render a trace in the project's format (chat prompt, reasoning, boxed-answer suffix) for LeaF."""
-    prompt = render_prompt(tokenizer, question)
-    suffix = ANSWER_PREFIX + answer + ANSWER_CLOSE
-    if level == "instruction":
-        start = prompt.find(question) if question else -1
-        if start < 0:
-            raise ValueError(f"the question does not appear verbatim in the chat prompt of {tokenizer.name_or_path or type(tokenizer).__name__}")
-        return LeafExample(example_id, prompt, reasoning + suffix, start, start + len(question))
-    if level == "response":
-        cut = response_prefix_cut(reasoning, response_prefix_share)
-        return LeafExample(example_id, prompt + reasoning[:cut], reasoning[cut:] + suffix, len(prompt), len(prompt) + cut)
-    raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-
-
-@dataclass(frozen=True)
-class EncodedLeafExample:
-    """Token ids with EOS appended, which tokens belong to the response, and the analysed tokens."""
-
-    input_ids: list[int]
-    response_mask: list[bool]  # the token's first character is in the response (EOS included)
-    analysed_positions: list[int]
-    analysed_offsets: list[tuple[int, int]]  # character spans relative to the analysed text, clipped to it
-
-
-def encode_leaf_example(tokenizer, example: LeafExample) -> EncodedLeafExample:
-    """Tokenise context + response once; positions come from the offset mapping, never from re-tokenising."""
-    ids, offsets = tokenize_with_offsets(tokenizer, example.context + example.response)
-    boundary = len(example.context)
-    low, high = example.analysed_start, example.analysed_end
-    analysed = [
-        (position, (max(start, low) - low, min(end, high) - low))
-        for position, (start, end) in enumerate(offsets)
-        if start < high and end > low and end > start
-    ]
-    return EncodedLeafExample(
-        input_ids=[*ids, tokenizer.eos_token_id],
-        response_mask=[start >= boundary for start, _end in offsets] + [True],
-        analysed_positions=[position for position, _ in analysed],
-        analysed_offsets=[span for _, span in analysed],
-    )
 
 
 def response_loss_gradient_norms(model, encoded: Sequence[EncodedLeafExample], *, pad_token_id: int) -> list[np.ndarray]:
@@ -196,15 +106,6 @@ def _tokenizer_name(tokenizer) -> str:
     return f"{type(tokenizer).__name__}({tokenizer.name_or_path or 'unnamed'}, {len(tokenizer)} tokens)"
 
 
-def _fingerprint(teacher, student, teacher_tokenizer, student_tokenizer, settings: dict) -> str:
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for model in (teacher, student):
-        digest.update(weights_digest(model).encode())
-    for tokenizer in (teacher_tokenizer, student_tokenizer):
-        digest.update(tokenizer_digest(tokenizer).encode())
-    return "leaf-" + digest.hexdigest()[:16]
-
-
 @dataclass
 class GradientComparison:
     """Per student token of every analysed example: g_T, g_S, delta; the rejected traces with reasons."""
@@ -220,25 +121,25 @@ def compare_gradients(
     teacher,
     student,
     teacher_tokenizer,
-    student_tokenizer=None,
+    config: LeafConfig,
     *,
-    level: str = "instruction",
-    response_prefix_share: float = 0.5,
-    batch_size: int = 8,
-    max_tokens: int = 4096,
-    store: AttributionStore | None = None,
+    student_tokenizer=None,
+    store: ResultStore | None = None,
 ) -> GradientComparison:
     """Teacher-versus-student gradient comparison for every trace of a ``traces`` table.
 
-    Scores are on the student's tokens. A trace is rejected with its reason when it cannot be analysed
+    ``config`` gives the level, the response prefix share, the batch size and ``max_tokens``. Scores are on
+    the student's tokens. A trace is rejected with its reason when it cannot be analysed
     (too long, nothing to analyse, no paragraph break at the response level); a trace whose tokens cannot
     be aligned across two different tokenizers stops the run, naming both. Finished examples are saved to
     ``store`` after each batch, so a killed run resumes without redoing them.
     """
+    level, response_prefix_share = config.level, config.response_prefix_share
+    batch_size, max_tokens = config.gradient_batch_size, config.max_tokens
     student_tokenizer = student_tokenizer or teacher_tokenizer
     names = (_tokenizer_name(teacher_tokenizer), _tokenizer_name(student_tokenizer))
     settings = {"level": level, "response_prefix_share": response_prefix_share if level == "response" else None}
-    fingerprint = _fingerprint(teacher, student, teacher_tokenizer, student_tokenizer, settings)
+    fingerprint = "leaf-" + content_key(settings, models=[teacher, student], tokenizers=[teacher_tokenizer, student_tokenizer])
     pending, rejects, records = [], [], []
     resumed = 0
     for row in traces.itertuples(index=False):
@@ -305,3 +206,15 @@ def compare_gradients(
     ]
     scores = pd.DataFrame(rows, columns=GRADIENT_COLUMNS).sort_values(["trace_id", "token_index"], ignore_index=True)
     return GradientComparison(scores, pd.DataFrame(rejects, columns=REJECT_COLUMNS), resumed, len(records) - resumed)
+
+
+def gradient_comparison_summary(comparison: GradientComparison, seconds: float) -> dict[str, float]:
+    """Traces analysed, rejected and resumed, analysed tokens per trace, seconds."""
+    analysed = comparison.scores["trace_id"].nunique()
+    return {
+        "traces_analysed": analysed,
+        "traces_rejected": len(comparison.rejects),
+        "traces_resumed": comparison.resumed,
+        "analysed_tokens_mean": comparison.scores.groupby("trace_id").size().mean() if analysed else float("nan"),
+        "gradient_seconds": seconds,
+    }

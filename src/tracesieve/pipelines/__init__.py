@@ -1,72 +1,64 @@
-"""Project pipelines, one folder each, and what the parameter files decide about how they are built:
+"""Project pipelines, one folder each, and what the run's parameters decide about how they are built:
 which namespaces fine-tuning builds (``configured_variants``) and what ``kedro run`` runs without
-``--pipeline`` (``default_pipeline_name``)."""
+``--pipeline`` (``default_pipeline_name``).
+
+Both are read through Kedro's own config loader for the run, the one its context uses (same env, same
+soft merge, same ``--params``). Kedro builds pipelines lazily through a ``register_pipelines()`` that takes
+no argument, after the context exists, so the loader reaches the registry through ``use_config_loader``,
+which ``hooks.RunConfigHooks`` calls for every new context. Outside a Kedro session (a notebook, a test
+that builds a pipeline directly) a loader is built the way a session builds it, for ``$KEDRO_ENV``.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-import yaml
+from kedro.config import AbstractConfigLoader
 from kedro.framework.project import settings
 from kedro.utils import find_kedro_project
 
 from tracesieve.config import FineTuningConfig
 
-# The run's --env, recorded by EnvironmentHooks when the context is created; Kedro builds the pipelines
-# lazily, after that hook, so the registry sees the same env as the run's config loader.
-_active_env: str | None = None
+_run_config_loader: AbstractConfigLoader | None = None
 
 
-def set_active_env(env: str | None) -> None:
-    global _active_env
-    _active_env = env
+def use_config_loader(loader: AbstractConfigLoader | None) -> None:
+    """Build the pipelines from this loader's parameters (the hook hands over each new context's loader)."""
+    global _run_config_loader
+    _run_config_loader = loader
 
 
-def active_env() -> str:
-    """The run's environment: --env when a session recorded it, else $KEDRO_ENV, else ``local``."""
-    return _active_env or os.environ.get("KEDRO_ENV") or "local"
+def run_parameters() -> dict[str, Any]:
+    """The run's parameters as Kedro merges them (base, the env, ``--params``); empty outside a project."""
+    loader = _run_config_loader
+    if loader is None:
+        project = find_kedro_project(Path.cwd())
+        if project is None:  # imported outside a project (a packaged install): the schemas' defaults
+            return {}
+        loader = settings.CONFIG_LOADER_CLASS(
+            conf_source=str(project / settings.CONF_SOURCE), env=os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS
+        )
+    return loader["parameters"]
 
 
 def configured_variants() -> tuple[str, ...]:
-    """The ``fine_tuning.variants`` of the parameter files of conf/base and the run's env.
+    """The run's ``fine_tuning.variants``: the namespaces fine-tuning, evaluation and reporting build.
 
-    Kedro builds pipelines before it reads a run's parameters, so the variant namespaces follow the
-    parameter files, not ``--params``; the comparison node checks at run time that the run's parameters
-    name the same variants and stops with a message saying what to change when they do not.
+    Only this key is read here; Kedro validates the whole block once, before the first node. The
+    comparison node checks that the run's parameters name the variants the pipeline was built with.
     """
-    return FineTuningConfig.from_params(env_parameters("fine_tuning"), name="fine_tuning").variants
+    variants = run_parameters().get("fine_tuning", {}).get("variants", FineTuningConfig.model_fields["variants"].default)
+    if isinstance(variants, str) or not all(isinstance(variant, str) for variant in variants):
+        raise ValueError(f"fine_tuning.variants must be a list of variant names, got {variants!r}")
+    return tuple(variants)
 
 
 def default_pipeline_name() -> str | None:
     """The env's ``default_pipeline`` parameter: the registered pipeline ``kedro run`` runs without
     ``--pipeline`` (e.g. ``from_traces`` where the models are provided); None means every stage."""
-    name = env_parameters("default_pipeline") or None
+    name = run_parameters().get("default_pipeline") or None
     if name is not None and not isinstance(name, str):
-        raise ValueError(f"default_pipeline (env {active_env()}): expected a pipeline name, got {name!r}")
+        raise ValueError(f"default_pipeline: expected a pipeline name, got {name!r}")
     return name
-
-
-def env_parameters(key: str):
-    """One top-level parameter as conf/base merged with the run's env says, read as plain YAML."""
-    project = find_kedro_project(Path.cwd())
-    if project is None:  # imported outside a project (a notebook elsewhere, a packaged install)
-        return {}
-    # Plain YAML, merged key by key like the project's loader does: building a second OmegaConfigLoader
-    # here would re-register OmegaConf's process-wide `globals` resolver with this env's globals, and the
-    # run's catalog (e.g. conf/paper's ${globals:...} paths) would then resolve against the wrong ones.
-    conf = project / settings.CONF_SOURCE
-    value = {}
-    for env in ("base", active_env()):
-        for file in sorted((conf / env).glob("parameters*.yml")) + sorted((conf / env).glob("parameters*/**/*.yml")):
-            parameters = yaml.safe_load(file.read_text()) or {}
-            if key in parameters:
-                value = _merged(value, parameters[key]) if isinstance(value, dict) and isinstance(parameters[key], dict) else parameters[key]
-    return value
-
-
-def _merged(base: dict, override: dict) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged

@@ -7,9 +7,11 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from kedro.validation.exceptions import ParameterValidationError
+
+from tests.conftest import kedro_parameters, parameter_datasets
 from tracesieve.config import WorldConfig
 from tracesieve.pipelines.world import create_pipeline
-from tracesieve.pipelines.world.nodes import generate_world_tables
 
 
 class _KeptDataset(MemoryDataset):
@@ -22,9 +24,8 @@ class _KeptDataset(MemoryDataset):
 def _run(world_params):
     pipeline = create_pipeline()
     catalog = DataCatalog({name: _KeptDataset() for name in pipeline.datasets() if not name.startswith("params:")})
-    catalog["params:world"] = MemoryDataset(world_params)
-    for role in ("teacher", "student"):
-        catalog[f"params:world.{role}"] = MemoryDataset(world_params[role])
+    for name, dataset in parameter_datasets(pipeline, {"world": world_params}).items():
+        catalog[name] = dataset
     SequentialRunner().run(pipeline, catalog)
     return catalog
 
@@ -55,12 +56,15 @@ def test_world_pipeline_produces_tables_tokenizer_models_and_metrics(world_param
 
 
 def test_bad_world_parameters_fail_before_any_work_naming_the_key(world_params):
-    world_params["problems"]["max_vaule"] = 10
-    with pytest.raises(ValueError, match=r"parameters_world.yml: world\.problems\.max_vaule"):
-        generate_world_tables(world_params)
+    misspelt = {**world_params, "problems": {**world_params["problems"], "max_vaule": 10}}
+    with pytest.raises(ParameterValidationError, match=r"(?s)Parameter 'world'.*problems\.max_vaule\s+Extra inputs are not permitted"):
+        kedro_parameters(create_pipeline(), {"world": misspelt})
+    uneven = {**world_params, "teacher": {**world_params["teacher"], "hidden_size": 31}}
+    with pytest.raises(ParameterValidationError, match=r"(?s)teacher.*hidden_size \(31\) is not divisible by num_heads"):
+        kedro_parameters(create_pipeline(), {"world": uneven})
 
 
 def test_default_parameters_file_matches_the_schema():
     params = yaml.safe_load((Path(__file__).parents[3] / "conf/base/parameters_world.yml").read_text())["world"]
-    config = WorldConfig.from_params(params, name="world")
+    config = WorldConfig.model_validate(params)
     assert config.n_eval >= 500  # the teacher's accuracy is measured on at least 500 held-out problems

@@ -36,7 +36,7 @@ def create_evaluation_pipelines(
 
 def create_pipeline(**kwargs) -> Pipeline:
     variants = configured_variants()
-    comparison_inputs = {"evaluation_params": "params:evaluation", "fine_tuning_params": "params:fine_tuning"}
+    comparison_inputs = {"evaluation_config": "params:evaluation", "fine_tuning_config": "params:fine_tuning"}
     comparison_inputs |= {f"{name}_generations": f"{name}.generations" for name in (BASE_MODEL, *variants)}
     comparison_inputs |= {f"{variant}_training_log": f"{variant}.training_log" for variant in variants}
     compare = Node(compare_models, inputs=comparison_inputs, outputs=["model_comparison", "comparison_metrics"], name="compare_models")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines.fine_tuning.nodes import train_variant
+from tracesieve.pipelines.fine_tuning.nodes import fine_tuning_node
 from tracesieve.pipelines import configured_variants
 
 
-def create_variant_pipeline() -> Pipeline:
-    """Masked SFT of the base model on one selection strategy's loss masks."""
+def create_variant_pipeline(variant: str) -> Pipeline:
+    """Masked SFT of the base model on the loss masks of the strategy ``fine_tuning.strategies.<variant>``."""
     return Pipeline(
         [
             Node(
-                train_variant,
-                inputs=["base_model", "tokenizer", "traces", "selections", "params:fine_tuning", "params:strategy"],
+                fine_tuning_node(variant),
+                inputs=["base_model", "tokenizer", "traces", "selections", "params:fine_tuning"],
                 outputs=["model", "training_metrics", "training_log"],
                 name="train_variant",
             )
@@ -26,10 +26,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Pipeline(
-                create_variant_pipeline(),
+                create_variant_pipeline(variant),
                 namespace=variant,
                 inputs={"base_model": "student.model", "tokenizer": "tokenizer", "traces": "traces", "selections": "selections"},
-                parameters={"params:fine_tuning": "params:fine_tuning", "params:strategy": f"params:fine_tuning.strategies.{variant}"},
+                parameters={"params:fine_tuning": "params:fine_tuning"},
             )
             for variant in configured_variants()
         ]

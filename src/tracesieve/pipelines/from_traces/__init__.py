@@ -12,6 +12,6 @@ from tracesieve.pipelines import attribution, evaluation, fine_tuning, ingestion
 def create_pipeline(**kwargs) -> Pipeline:
     stages = [ingestion, attribution, segmentation, selection, fine_tuning, evaluation]
     pipelines = [stage.create_pipeline() for stage in stages]
-    pipelines += [reporting.create_pipeline(planted_roles=False), leaf.create_pipeline(embedded_world=False)]
+    pipelines += [reporting.create_pipeline(embedded_world=False), leaf.create_pipeline(embedded_world=False)]
     # Summing merges the nodes stages share (the base model's evaluation); Pipeline([...]) would reject them.
     return sum(pipelines, Pipeline([]))

@@ -1,5 +1,5 @@
 """Wiring of ``leaf``: gradient comparison -> confounders -> counterfactuals -> intervention check ->
-distillation (``kd`` and ``leaf`` namespaces) -> evaluation -> comparison and report."""
+distillation (``kd`` and ``leaf_distilled`` namespaces) -> evaluation -> comparison and report."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tracesieve.pipelines.leaf.nodes import (
     check_counterfactuals,
     compare_distillation,
     compare_teacher_student_gradients,
-    distill_variant,
+    distillation_node,
     score_against_planted_distractors,
     write_leaf_report,
 )
@@ -25,13 +25,13 @@ from tracesieve.pipelines.leaf.nodes import (
 LEAF_STUDENT = "leaf_student"
 
 
-def create_distillation_pipeline() -> Pipeline:
-    """Distil the teacher into the student with one variant's lambda and counterfactuals."""
+def create_distillation_pipeline(variant: str) -> Pipeline:
+    """Distil the teacher into the student with the lambda and counterfactuals of ``leaf.variants.<variant>``."""
     return Pipeline(
         [
             Node(
-                distill_variant,
-                inputs=["student_model", "teacher_model", "tokenizer", "traces", "leaf_checked_counterfactuals", "params:leaf", "params:variant"],
+                distillation_node(variant),
+                inputs=["student_model", "teacher_model", "tokenizer", "traces", "leaf_checked_counterfactuals", "params:leaf"],
                 outputs=["model", "training_metrics", "training_log"],
                 name="distill_variant",
             )
@@ -71,10 +71,10 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
     shared = {"tokenizer": "leaf_tokenizer", "traces": "traces", "leaf_checked_counterfactuals": "leaf_checked_counterfactuals"}
     distillation = [
         Pipeline(
-            create_distillation_pipeline(),
+            create_distillation_pipeline(variant),
             namespace=variant,
             inputs={"student_model": "leaf_student.model", "teacher_model": "leaf_teacher.model", **shared},
-            parameters={"params:leaf": "params:leaf", "params:variant": f"params:leaf.variants.{variant}"},
+            parameters={"params:leaf": "params:leaf"},
         )
         for variant in DISTILLATION_VARIANTS
     ]
@@ -82,7 +82,7 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
     evaluation = create_evaluation_pipelines(
         DISTILLATION_VARIANTS, base_name=LEAF_STUDENT, base_model=f"{LEAF_STUDENT}.model", tokenizer="leaf_tokenizer"
     )
-    comparison_inputs = {"leaf_params": "params:leaf", "evaluation_params": "params:evaluation"}
+    comparison_inputs = {"leaf_config": "params:leaf", "evaluation_config": "params:evaluation"}
     comparison_inputs[f"{BASE_MODEL}_generations"] = f"{LEAF_STUDENT}.generations"
     comparison_inputs |= {f"{name}_generations": f"{name}.generations" for name in DISTILLATION_VARIANTS}
     comparison_inputs |= {f"{variant}_training_log": f"{variant}.training_log" for variant in DISTILLATION_VARIANTS}
@@ -95,7 +95,7 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
                 "leaf_comparison": "leaf_comparison",
                 "leaf_checked_counterfactuals": "leaf_checked_counterfactuals",
                 "leaf_confounders": "leaf_confounders",
-                "leaf_params": "params:leaf",
+                "config": "params:leaf",
                 **planted,
             },
             outputs="leaf_report",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from tracesieve.config import EvaluationConfig, ReportingConfig, SelectionConfig
@@ -31,11 +29,10 @@ def render_attribution_viewer(
     traces: pd.DataFrame,
     segment_metrics: pd.DataFrame,
     selections: pd.DataFrame,
-    reporting_params: dict[str, Any],
+    config: ReportingConfig,
     world_segments: pd.DataFrame | None = None,
 ) -> str:
     """The HTML viewer for the first ``viewer_traces`` attributed traces (in trace order)."""
-    config = ReportingConfig.from_params(reporting_params, name="reporting")
     chosen = selections[selections["strategy"] == config.viewer_strategy]
     if chosen.empty:
         raise ValueError(f"reporting.viewer_strategy {config.viewer_strategy!r} is not among the selection strategies")
@@ -54,12 +51,11 @@ def render_attribution_viewer(
 def draw_figures(
     model_comparison: pd.DataFrame,
     segment_metrics: pd.DataFrame,
-    selection_params: dict[str, Any],
+    selection: SelectionConfig,
     world_segments: pd.DataFrame | None = None,
     **training_logs: dict,
 ):
     """Accuracy versus length, the selection boundaries and the training loss curves."""
-    selection = SelectionConfig.from_params(selection_params, name="selection")
     segment_metrics = segment_metrics.reset_index(drop=True)
     histories = {name.removesuffix("_training_log"): log["history"] for name, log in training_logs.items()}
     return (
@@ -72,11 +68,10 @@ def draw_figures(
 def write_summary_report(
     model_comparison: pd.DataFrame,
     selections: pd.DataFrame,
-    evaluation_params: dict[str, Any],
+    evaluation: EvaluationConfig,
     planted_role_table: pd.DataFrame | None = None,
 ) -> str:
     """The Markdown report: comparison and verdicts, selection budgets per strategy, planted roles, figures."""
-    evaluation = EvaluationConfig.from_params(evaluation_params, name="evaluation")
     budgets = (
         selections.assign(token_share=selections["selected_tokens"] / selections["reasoning_tokens"].clip(lower=1))
         .groupby("strategy", as_index=False)

@@ -8,9 +8,9 @@ from tracesieve.pipelines import configured_variants
 from tracesieve.pipelines.reporting.nodes import draw_figures, render_attribution_viewer, write_summary_report
 
 
-def create_pipeline(planted_roles: bool = True, **kwargs) -> Pipeline:
-    """``planted_roles=False`` is the version for real traces, which have no planted roles."""
-    roles = {"world_segments": "world_segments"} if planted_roles else {}
+def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
+    """``embedded_world=False`` is the version for real traces, which have no planted roles."""
+    roles = {"world_segments": "world_segments"} if embedded_world else {}
     logs = {f"{variant}_training_log": f"{variant}.training_log" for variant in configured_variants()}
     return Pipeline(
         [
@@ -20,7 +20,7 @@ def create_pipeline(planted_roles: bool = True, **kwargs) -> Pipeline:
                     "traces": "traces",
                     "segment_metrics": "segment_metrics",
                     "selections": "selections",
-                    "reporting_params": "params:reporting",
+                    "config": "params:reporting",
                     **roles,
                 },
                 outputs="attribution_viewer",
@@ -31,7 +31,7 @@ def create_pipeline(planted_roles: bool = True, **kwargs) -> Pipeline:
                 inputs={
                     "model_comparison": "model_comparison",
                     "segment_metrics": "segment_metrics",
-                    "selection_params": "params:selection",
+                    "selection": "params:selection",
                     **roles,
                     **logs,
                 },
@@ -43,8 +43,8 @@ def create_pipeline(planted_roles: bool = True, **kwargs) -> Pipeline:
                 inputs={
                     "model_comparison": "model_comparison",
                     "selections": "selections",
-                    "evaluation_params": "params:evaluation",
-                    **({"planted_role_table": "planted_role_table"} if planted_roles else {}),
+                    "evaluation": "params:evaluation",
+                    **({"planted_role_table": "planted_role_table"} if embedded_world else {}),
                 },
                 outputs="summary_report",
                 name="write_summary_report",

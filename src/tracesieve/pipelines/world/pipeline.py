@@ -9,17 +9,18 @@ from tracesieve.pipelines.world.nodes import (
     generate_world_tables,
     share_models_with_leaf,
     summarize_world,
-    train_warmup_model,
+    warmup_training_node,
 )
 
 
-def create_warmup_pipeline() -> Pipeline:
-    """Train one warm-up model and grade it on the held-out split; reused per model through namespaces."""
+def create_warmup_pipeline(role: str) -> Pipeline:
+    """Train one warm-up model (``world.<role>`` says its size) and grade it on the held-out split; reused
+    per model through namespaces."""
     return Pipeline(
         [
             Node(
-                train_warmup_model,
-                inputs=["world_problems", "tokenizer", "params:spec", "params:world"],
+                warmup_training_node(role),
+                inputs=["world_problems", "tokenizer", "params:world"],
                 outputs=["model", "training_curves", "training_summary"],
                 name="train_warmup_model",
             ),
@@ -55,10 +56,10 @@ def create_pipeline(**kwargs) -> Pipeline:
     shared = {"world_problems", "tokenizer"}
     warmups = [
         Pipeline(
-            create_warmup_pipeline(),
+            create_warmup_pipeline(role),
             namespace=role,
             inputs=shared,
-            parameters={"params:spec": f"params:world.{role}", "params:world": "params:world"},
+            parameters={"params:world": "params:world"},
         )
         for role in ("teacher", "student")
     ]

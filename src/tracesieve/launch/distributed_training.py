@@ -1,10 +1,10 @@
 """Fine-tuning and distillation across processes: DDP or FSDP through the transformers Trainer's own
 Accelerate integration, launched by ``accelerate launch`` (or torchrun).
 
-    accelerate launch --multi_gpu --num_processes 8 -m tracesieve.distributed_training --env paper \\
+    accelerate launch --multi_gpu --num_processes 8 -m tracesieve.launch.distributed_training --env paper \\
         full_sft.train_variant selective_sft.train_variant random_sft.train_variant
-    accelerate launch --config_file fsdp.yaml -m tracesieve.distributed_training --env paper kd.distill_variant
-    torchrun --nproc_per_node 2 -m tracesieve.distributed_training selective_sft.train_variant   # 2 CPU processes (gloo)
+    accelerate launch --config_file fsdp.yaml -m tracesieve.launch.distributed_training --env paper kd.distill_variant
+    torchrun --nproc_per_node 2 -m tracesieve.launch.distributed_training selective_sft.train_variant   # 2 CPU processes (gloo)
     kedro run --env paper          # the training nodes find their finished checkpoints and load them
 
 Every process loads the named node's inputs from the project's catalog and runs the node's own function,

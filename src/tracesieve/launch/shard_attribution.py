@@ -1,7 +1,7 @@
 """Attribution sharded across processes, through Hugging Face Accelerate (torchrun underneath).
 
-    accelerate launch --multi_gpu --num_processes 8 -m tracesieve.shard_attribution --env paper   # 8 GPUs
-    torchrun --nproc_per_node 2 -m tracesieve.shard_attribution                               # 2 CPU processes
+    accelerate launch --multi_gpu --num_processes 8 -m tracesieve.launch.shard_attribution --env paper   # 8 GPUs
+    torchrun --nproc_per_node 2 -m tracesieve.launch.shard_attribution                               # 2 CPU processes
     kedro run --env paper --pipeline from_traces      # attribution finds every trace done
 
 Every process loads the ``attribution`` stage's inputs from the project's catalog (``traces``,
@@ -24,9 +24,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from tracesieve.attribution import AttributionStore, attribute_traces
-from tracesieve.config import AttributionConfig
+from tracesieve.attribution import attribute_traces
 from tracesieve.modeling import resolve_device, resolve_dtype
+from tracesieve.result_store import ResultStore
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     with KedroSession.create(project_path=args.project, env=args.env) as session:
         context = session.load_context()
         catalog = context.catalog
-        config = AttributionConfig.from_params(context.params.get("attribution", {}), name="attribution")
+        config = catalog.load("params:attribution")  # validated by Kedro: an AttributionConfig
         traces = catalog.load("traces")
         model = catalog.load("teacher.model")
         tokenizer = catalog.load("tokenizer")
-        store = AttributionStore(args.store) if args.store else catalog.load("attribution_store")
+        store = ResultStore(args.store) if args.store else catalog.load("attribution_store")
     # Accelerate names this process's device: its own GPU under a multi-GPU launch, else the CPU.
     device = state.device if config.device == "auto" else resolve_device(config.device)
     model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))

