@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_SECONDS = 15 * 60
 LEAF_NODE_PREFIXES = {
-    "compare_teacher_student_gradients", "build_counterfactuals", "check_counterfactuals", "kd", "leaf",
+    "compare_teacher_student_gradients", "build_counterfactuals", "check_counterfactuals", "kd", "leaf_distilled",
     "compare_distillation", "write_leaf_report", "score_against_planted_distractors",
 }
 
@@ -66,7 +66,7 @@ def main() -> None:
         "metrics": {
             name: value
             for name, value in run.data.metrics.items()
-            if name.endswith(("accuracy", "mean_response_tokens")) or name.startswith(("leaf_check.", "leaf_distractor.", "leaf_comparison.leaf.all"))
+            if name.endswith(("accuracy", "mean_response_tokens")) or name.startswith(("leaf_check.", "leaf_distractor.", "leaf_comparison.leaf_distilled.all"))
         },
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

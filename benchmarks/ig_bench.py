@@ -52,7 +52,7 @@ IMPLEMENTATIONS = ("reference", "captum", "ours")
 
 # ----------------------------------------------------------------------------- the authors' loop
 def reference_integrated_gradients(model, input_ids: torch.Tensor, target_positions: list[int], baseline_id: int, steps: int = 50):
-    """The authors' scheme, re-implemented faithfully, defects included (DESIGN.md, "Known defects").
+    """The authors' scheme, re-implemented faithfully, defects included (docs/DESIGN.md, "Known defects").
 
     Batch of one path point, linspace with both ends, plain mean of the gradients accumulated in the
     model's dtype, full-vocabulary logits at every position, ``backward()`` with trainable parameters.

@@ -1,4 +1,4 @@
-"""Segment metrics and the selection that decides where the loss goes (DESIGN.md, segment-level SFT, 4-5).
+"""Segment metrics and the selection that decides where the loss goes (docs/DESIGN.md, segment-level SFT, 4-5).
 
 Per segment S of N tokens with signed token attributions a:
 - strength ``sum|a| / sqrt(N)``, and ``strength_share``, the strength normalised to sum 1 within the trace;
