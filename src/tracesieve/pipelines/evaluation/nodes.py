@@ -40,9 +40,8 @@ def compare_models(evaluation_config: EvaluationConfig, fine_tuning_config: Fine
     if built != list(fine_tuning_config.variants):
         raise ValueError(
             f"the pipeline was built for the variants {built}, but this run's fine_tuning.variants is "
-            f"{list(fine_tuning_config.variants)}. Namespaces are built from the parameter files before a run starts: "
-            "change fine_tuning.variants in the parameter files of the run's env (conf/local by default), "
-            "not through --params."
+            f"{list(fine_tuning_config.variants)}. Namespaces are built from the run's parameters when Kedro builds "
+            "the pipelines: change fine_tuning.variants in the parameter files of the run's env (conf/local by default)."
         )
     comparison, metrics = model_comparison(generations, logs, evaluation_config.reference, evaluation_config.pass_at_k)
     logger.info("Model comparison:\n%s", comparison[["model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"]].to_string(index=False))
