@@ -67,6 +67,10 @@ def test_long_traces_follow_the_policy(world):
     assert len(run.attributions) + len(run.rejects) == len(traces)
     assert len(run.rejects) > 0 and set(run.rejects["kind"]) == {"too_long"}
     assert run.rejects["reason"].str.contains("over attribution.max_tokens").all()
+    summary = attribution_summary(run)
+    assert summary["traces_attributed"] == len(run.attributions) and summary["rejected_too_long"] == len(run.rejects)
+    assert summary["traces_computed"] == len(run.attributions) and summary["traces_resumed"] == 0
+    assert summary["completeness_gap_max"] == run.attributions["completeness_gap"].max()
     with pytest.raises(ValueError, match="long_trace_policy: skip"):
         attribute_traces(traces, model, tokenizer, AttributionConfig(steps=2, max_tokens=8, long_trace_policy="fail"))
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from kedro.validation.exceptions import ParameterValidationError
