@@ -287,6 +287,11 @@ TOKEN_ATTRIBUTION_COLUMNS = [
 ATTRIBUTION_REJECT_COLUMNS = ["trace_id", "kind", "reason"]
 
 
+# The AttributionConfig fields integrated_gradients reads; max_tokens and long_trace_policy only decide
+# which traces are attributed, device and dtype act through the model.
+ENGINE_SETTINGS = ("steps", "method", "baseline", "batch_size", "gradient_checkpointing")
+
+
 @dataclass
 class AttributionRun:
     """Attributions of the traces that were attributed, the rejected ones with reasons, and how many resumed."""
@@ -298,21 +303,16 @@ class AttributionRun:
 
 
 def attribute_traces(
-    traces: pd.DataFrame, model, tokenizer, settings: AttributionConfig, store: ResultStore | None = None
+    traces: pd.DataFrame, model, tokenizer, config: AttributionConfig, store: ResultStore | None = None
 ) -> AttributionRun:
     """Attribute every trace of a ``traces`` table; finished traces are saved to and reused from ``store``.
 
     Each trace ends up attributed or rejected with its reason: ``too_long`` (over ``max_tokens``, under
     ``long_trace_policy: skip``), ``no_answer_tokens`` or ``non_finite`` (NaN or infinite attributions).
     """
-    engine = {
-        "steps": settings.steps,
-        "method": settings.method,
-        "baseline": settings.baseline,
-        "batch_size": settings.batch_size,
-        "gradient_checkpointing": settings.gradient_checkpointing,
-    }
     device = model.get_input_embeddings().weight.device
+    # The engine's settings, the model's dtype and device: what changes a trace's attributions besides the trace.
+    engine = config.model_dump(include=set(ENGINE_SETTINGS))
     fingerprint = content_key({**engine, "dtype": str(model.dtype), "device": device.type}, models=[model], tokenizers=[tokenizer])
     keys = [trace_key(row.trace_id, row.question, row.reasoning, row.answer) for row in traces.itertuples()]
     already = sum(store.has(fingerprint, key) for key in keys) if store else 0
@@ -331,16 +331,24 @@ def attribute_traces(
             except ValueError as error:
                 rejects.append({"trace_id": row.trace_id, "kind": "no_answer_tokens", "reason": f"trace {row.trace_id!r}: {error}"})
                 continue
-            if len(example.input_ids) > settings.max_tokens:
-                reason = f"trace {row.trace_id!r}: {len(example.input_ids)} tokens, over attribution.max_tokens={settings.max_tokens}"
-                if settings.long_trace_policy == "fail":
+            if len(example.input_ids) > config.max_tokens:
+                reason = f"trace {row.trace_id!r}: {len(example.input_ids)} tokens, over attribution.max_tokens={config.max_tokens}"
+                if config.long_trace_policy == "fail":
                     raise ValueError(f"{reason}; raise max_tokens or set long_trace_policy: skip")
                 logger.warning("%s: skipped (long_trace_policy: skip)", reason)
                 rejects.append({"trace_id": row.trace_id, "kind": "too_long", "reason": reason})
                 continue
             started = time.perf_counter()
             scores, completeness = integrated_gradients(
-                model, example.input_ids, example.target_positions, **engine, return_completeness=True
+                model,
+                example.input_ids,
+                example.target_positions,
+                steps=config.steps,
+                method=config.method,
+                baseline=config.baseline,
+                batch_size=config.batch_size,
+                gradient_checkpointing=config.gradient_checkpointing,
+                return_completeness=True,
             )
             record = {
                 "trace_id": row.trace_id,
