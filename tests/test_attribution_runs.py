@@ -82,15 +82,3 @@ def test_records_carry_diagnostics(world):
     assert len(row["attributions"]) == len(row["input_ids"]) == row["n_tokens"] == len(row["token_starts"])
     assert row["attribution_sum"] == pytest.approx(float(row["attributions"].sum()), rel=1e-4)
     assert row["completeness_gap"] >= 0 and row["seconds"] > 0
-
-
-def test_shards_are_disjoint_and_cover_every_trace():
-    import pandas as pd
-
-    from tracesieve.launch.shard_attribution import shard
-
-    traces = pd.DataFrame({"trace_id": [f"t{index}" for index in range(7)]})
-    parts = [shard(traces, rank, 3)["trace_id"].tolist() for rank in range(3)]
-    assert parts == [["t0", "t3", "t6"], ["t1", "t4"], ["t2", "t5"]]
-    with pytest.raises(ValueError, match="rank 3 is outside a world of 3"):
-        shard(traces, 3, 3)

@@ -1,10 +1,8 @@
-"""Device and dtype resolution (``auto`` in the parameters) and the distributed-training entry's node lookup."""
+"""Device and dtype resolution (``auto`` in the parameters) and the global batch split over processes."""
 
 import pytest
 import torch
-from kedro.pipeline import Node, Pipeline
 
-from tracesieve.launch.distributed_training import training_nodes
 from tracesieve.modeling import resolve_device, resolve_dtype
 from tracesieve.training import per_process_batch_size
 
@@ -27,20 +25,3 @@ def test_the_global_batch_is_split_evenly_over_the_launched_processes(monkeypatc
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match="batch_size 16 does not split evenly over 3 processes"):
         per_process_batch_size(16)
-
-
-def _identity(x):
-    return x
-
-
-def test_only_training_nodes_can_be_launched_and_unknown_names_list_the_choices():
-    pipeline = Pipeline([
-        Node(_identity, "a", "b", name="full_sft.train_variant"),
-        Node(_identity, "b", "c", name="score_segments"),
-        Node(_identity, "c", "d", name="kd.distill_variant"),
-    ])
-    assert [node.name for node in training_nodes([pipeline], ["kd.distill_variant"])] == ["kd.distill_variant"]
-    with pytest.raises(ValueError, match=r"'score_segments' is not a training node.*\['full_sft.train_variant', 'kd.distill_variant'\]"):
-        training_nodes([pipeline], ["score_segments"])
-    with pytest.raises(ValueError, match="'selective_sft.train_variant' is not a training node"):
-        training_nodes([pipeline], ["selective_sft.train_variant"])

@@ -7,7 +7,6 @@ import math
 import pandas as pd
 import pytest
 
-from tracesieve.metrics import auroc
 from tracesieve.selection import merge_spans, segment_metrics, select_random_segments, select_segments
 
 
@@ -95,13 +94,6 @@ def test_random_selection_fills_the_budget_and_is_seeded():
 
 def test_merge_spans_joins_adjacent_and_overlapping():
     assert merge_spans([(5, 9), (0, 5), (12, 14), (13, 20), (3, 3)]) == [(0, 9), (12, 20)]
-
-
-def test_auroc():
-    assert auroc([3, 4], [1, 2]) == 1.0
-    assert auroc([1, 2], [3, 4]) == 0.0
-    assert auroc([1, 2], [1, 2]) == 0.5
-    assert math.isnan(auroc([], [1]))
 
 
 def _attributed():
