@@ -55,6 +55,9 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert 0 < metrics["selection.paper.token_share_mean"] <= metrics["selection.all.token_share_mean"] == 1
     assert 0 <= metrics["planted_roles.auroc_strength_share_necessary_vs_filler"] <= 1
     assert 0 <= metrics["planted_roles.necessary.selected_share_paper"] <= 1
+    # The world's label-validity gate is measured on every run of the world, before any verdict.
+    assert 0 <= metrics["gate.label_validity_auroc"] <= 1 and metrics["gate.label_validity_passed"] in (0, 1)
+    assert 0 <= metrics["planted_roles.ig.within_trace_auroc"] <= 1
     # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
     supervised = {variant: metrics[f"{variant}.supervised_tokens"] for variant in ("full_sft", "selective_sft", "random_sft")}
     assert supervised["selective_sft"] < supervised["full_sft"] and supervised["random_sft"] < supervised["full_sft"]
@@ -81,6 +84,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
         "selection/segment_metrics.parquet",
         "selection/selections.parquet",
         "planted_roles/planted_roles.csv",
+        "planted_roles/label_validity.csv",
         "evaluation/selective_sft/selective_sft_generations.parquet",
         "fine_tuning/selective_sft/selective_sft_training_log.json",
         "models/selective_sft/model.safetensors",

@@ -80,6 +80,7 @@ def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2
         assert metrics[f"{model}.problems"] == 2
     client = mlflow.MlflowClient()
     assert "planted_roles/planted_roles.csv" in {item.path for item in client.list_artifacts(run.info.run_id, "planted_roles")}
+    assert 0 <= metrics["gate.label_validity_auroc"] <= 1  # occlusion on SmolLM2 itself: the gate works on a real model
 
     outputs = tmp_path / "data/real_cpu"  # the env's data_root: the embedded default's data/ stays untouched
     assert not (tmp_path / "data/02_intermediate").exists()

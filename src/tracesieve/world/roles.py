@@ -8,6 +8,11 @@ from tracesieve.metrics import auroc
 
 NECESSARY = "necessary"
 FILLER = ("restatement", "detour")  # segments a trace could lose without changing its answer
+# Within-trace comparisons count checks as filler too: a check restates work the answer does not need.
+WITHIN_TRACE_FILLER = ("restatement", "detour", "check")
+# The label-validity gate passes when deleting a necessary step costs the answer more than deleting filler
+# in at least this share of (necessary, filler) pairs of a trace, on average over traces (issue 15).
+LABEL_VALIDITY_THRESHOLD = 0.9
 
 
 def planted_role_of_segments(segment_metrics: pd.DataFrame, world_segments: pd.DataFrame) -> pd.Series:
@@ -51,4 +56,49 @@ def planted_role_quality(
     for role in FILLER + ("check",):
         others = scored.loc[scored["role"] == role, "strength_share"]
         quality[f"auroc_strength_share_necessary_vs_{role}"] = auroc(necessary.tolist(), others.tolist())
+    # Within each trace, checks counted as filler: the figure selection acts on (it ranks within a trace).
+    quality["ig.within_trace_auroc"], _ = within_trace_auroc(scored["strength_share"], scored["role"], scored["trace_id"])
     return table.reset_index(), quality
+
+
+def within_trace_auroc(
+    scores: pd.Series, roles: pd.Series, trace_ids: pd.Series, positive: tuple[str, ...] = (NECESSARY,), negative: tuple[str, ...] = WITHIN_TRACE_FILLER
+) -> tuple[float, int]:
+    """Mean over traces of the AUROC of ``scores`` for ``positive`` against ``negative`` segments of that trace,
+    and how many traces had both. Comparing segments within a trace only, a score that is normalised per
+    trace (strength share) or that varies from trace to trace is judged on what selection does with it."""
+    table = pd.DataFrame({"score": scores.to_numpy(), "role": roles.to_numpy(), "trace_id": trace_ids.to_numpy()})
+    values = []
+    for _trace_id, trace in table.groupby("trace_id", sort=False):
+        ours = trace.loc[trace["role"].isin(positive), "score"].tolist()
+        others = trace.loc[trace["role"].isin(negative), "score"].tolist()
+        if ours and others:
+            values.append(auroc(ours, others))
+    return (float(sum(values) / len(values)) if values else float("nan")), len(values)
+
+
+def label_validity(occlusion: pd.DataFrame, segment_spans: pd.DataFrame, world_segments: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The label-validity gate: do the world's planted roles matter to the model that reads it?
+
+    ``occlusion`` is ``occlusion.segment_occlusion`` on the attribution model; ``segment_spans`` the
+    segmentation table (its character spans give each segment its planted role). The gate is the mean
+    within-trace AUROC of the occlusion drop for necessary steps against filler; it passes at
+    ``LABEL_VALIDITY_THRESHOLD``. Below it, no attribution method can be judged on these labels: the
+    verdicts of a run are about the world, not the method. Returns the per-segment table with roles and the
+    gate's figures (also the mean drop per role).
+    """
+    spans = segment_spans[["trace_id", "segment_index", "char_start", "char_end"]]
+    table = occlusion.merge(spans, on=["trace_id", "segment_index"], how="left", validate="one_to_one")
+    table["role"] = planted_role_of_segments(table, world_segments).to_numpy()
+    value, traces = within_trace_auroc(table["drop"], table["role"], table["trace_id"])
+    gate = {
+        "label_validity_auroc": value,
+        "label_validity_passed": float(value >= LABEL_VALIDITY_THRESHOLD),
+        "label_validity_traces": float(traces),
+        "label_validity_pooled_auroc": auroc(
+            table.loc[table["role"] == NECESSARY, "drop"].tolist(), table.loc[table["role"].isin(WITHIN_TRACE_FILLER), "drop"].tolist()
+        ),
+    }
+    for role, drop in table.groupby("role")["drop"].mean().items():
+        gate[f"occlusion_drop_mean.{role}"] = float(drop)
+    return table, gate

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines.planted_roles.nodes import measure_planted_roles
+from tracesieve.pipelines.planted_roles.nodes import measure_label_validity, measure_planted_roles
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -13,6 +13,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["segment_metrics", "selections", "world_segments"],
                 outputs=["planted_role_table", "planted_role_metrics"],
                 name="measure_planted_roles",
-            )
+            ),
+            Node(
+                measure_label_validity,
+                inputs=["traces", "teacher.model", "tokenizer", "segments", "world_segments"],
+                outputs=["label_validity", "gate_metrics"],
+                name="measure_label_validity",
+            ),
         ]
     )
