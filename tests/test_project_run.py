@@ -58,6 +58,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     # The world's label-validity gate is measured on every run of the world, before any verdict.
     assert 0 <= metrics["gate.label_validity_auroc"] <= 1 and metrics["gate.label_validity_passed"] in (0, 1)
     assert 0 <= metrics["planted_roles.ig.within_trace_auroc"] <= 1
+    assert -1 <= metrics["gate.distractor_effect"] <= 1 and metrics["gate.distractor_effect_passed"] in (0, 1)
     # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
     supervised = {variant: metrics[f"{variant}.supervised_tokens"] for variant in ("full_sft", "selective_sft", "random_sft")}
     assert supervised["selective_sft"] < supervised["full_sft"] and supervised["random_sft"] < supervised["full_sft"]

@@ -39,3 +39,36 @@ def test_scores_before_and_after_the_check_and_spans_that_miss_their_text_are_na
     shifted = distractors.assign(start=15)
     with pytest.raises(ValueError, match=r"trace 'a': the planted distractor 'Ann also has 4 dogs.' is not at characters 15-36"):
         score_against_planted_distractors(confounders, checked, shifted, traces)
+
+
+def test_the_accuracy_drop_to_a_distractor_with_its_interval_by_hand():
+    from tracesieve.world.distractors import accuracy_drop
+
+    generations = pd.DataFrame({"has_distractor": [True] * 4 + [False] * 4, "correct": [1, 0, 0, 0, 1, 1, 1, 0]})
+    effect, low, high = accuracy_drop(generations)
+    assert effect == pytest.approx(0.5)
+    half = 1.959964 * (0.75 * 0.25 / 4 + 0.25 * 0.75 / 4) ** 0.5
+    assert (low, high) == pytest.approx((0.5 - half, 0.5 + half))
+
+
+def test_the_distractor_gate_asks_the_student_again_without_the_distractor(monkeypatch):
+    import tracesieve.world.distractors as module
+    from tracesieve.generation import Completion
+
+    problems = pd.DataFrame({"problem_id": ["p1", "p2", "p3", "p4"], "answer": ["5", "6", "7", "8"],
+                             "question": ["Ann has 5 pens. Bo also has 2 cats. How many?", "Q2", "Q3 Cy also has 1 hat.", "Q4"]})
+    distractors = pd.DataFrame({"trace_id": ["p1", "p3"], "start": [16, 3], "end": [35, 21], "text": ["Bo also has 2 cats.", "Cy also has 1 hat."]})
+    student = pd.DataFrame({"problem_id": ["p1", "p2", "p3", "p4"], "has_distractor": [True, False, True, False], "correct": [False, True, False, True]})
+    teacher = pd.DataFrame({"trace_id": ["p1", "p2", "p3", "p4"], "has_distractor": [True, False, True, False], "correct": True})
+    asked = []
+
+    def answers(model, tokenizer, questions, *, max_new_tokens, batch_size):
+        asked.extend(questions)
+        return [Completion(text="\\boxed{5}" if i == 0 else "no", n_tokens=2, truncated=False, prompt_index=i) for i in range(len(questions))]
+
+    monkeypatch.setattr(module, "generate_completions", answers)
+    gate = module.distractor_gate(student, teacher, problems, distractors, None, None, max_new_tokens=8, batch_size=2)
+    assert asked == ["Ann has 5 pens.  How many?", "Q3 "]  # exactly the distractor sentence deleted
+    assert gate["distractor_pruning_fixes_share"] == 0.5 and gate["distractor_wrong_answers"] == 2
+    assert gate["distractor_effect"] == 1.0 and gate["distractor_effect_passed"] == 1.0
+    assert gate["distractor_effect_teacher"] == 0.0

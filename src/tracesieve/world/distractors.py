@@ -1,12 +1,23 @@
 """LeaF's confounders scored against the embedded world's planted distractor sentences (world only: real
 traces have no planted distractors). A confounder detector that works should flag distractor tokens more
-often than flagging at random would (``chance_precision``).
+often than flagging at random would (``chance_precision``). And the world's distractor gate: whether the
+distractors mislead the student at all, which LeaF needs before it can be judged.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+
+from tracesieve.evaluation import Z_95, is_correct
+from tracesieve.generation import generate_completions
+from tracesieve.leaf.examples import delete_spans
+
+# The distractor gate passes when the LeaF student loses at least this much accuracy to a distractor:
+# with less, there is no confounding for a confounder-pruning method to remove (issue 15).
+DISTRACTOR_EFFECT_THRESHOLD = 0.15
 
 
 def _spans_by_trace(planted: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
@@ -79,3 +90,59 @@ def score_against_planted_distractors(
         "kept_only_distractor_share": float(only_distractor[kept].mean()) if kept.any() else float("nan"),
     }
     return scores
+
+
+def accuracy_drop(generations: pd.DataFrame) -> tuple[float, float, float]:
+    """Accuracy without a distractor minus with one (``has_distractor``, ``correct``), with a 95% normal
+    interval for the difference of two independent proportions (different problems on each side)."""
+    with_distractor = generations.loc[generations["has_distractor"].astype(bool), "correct"].astype(float)
+    without = generations.loc[~generations["has_distractor"].astype(bool), "correct"].astype(float)
+    if with_distractor.empty or without.empty:
+        return math.nan, math.nan, math.nan
+    difference = without.mean() - with_distractor.mean()
+    half = Z_95 * math.sqrt(
+        without.mean() * (1 - without.mean()) / len(without) + with_distractor.mean() * (1 - with_distractor.mean()) / len(with_distractor)
+    )
+    return float(difference), float(difference - half), float(difference + half)
+
+
+def distractor_gate(
+    student_generations: pd.DataFrame,
+    teacher_generations: pd.DataFrame,
+    eval_problems: pd.DataFrame,
+    distractors: pd.DataFrame,
+    student,
+    tokenizer,
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+) -> dict[str, float]:
+    """The distractor gate: the student's accuracy drop to a distractor (passes at
+    ``DISTRACTOR_EFFECT_THRESHOLD``), the teacher's (it should be unaffected), and the share of the
+    student's wrong answers to a problem with a distractor that deleting the distractor sentence turns right
+    (greedy, graded like every evaluation).
+
+    ``student_generations`` and ``teacher_generations`` are greedy held-out generations (one row per
+    problem) with ``has_distractor`` and ``correct``, keyed by ``problem_id`` or ``trace_id``.
+    """
+    effect, low, high = accuracy_drop(student_generations)
+    teacher_effect, teacher_low, teacher_high = accuracy_drop(teacher_generations)
+    gate = {
+        "distractor_effect": effect,
+        "distractor_effect_ci_low": low,
+        "distractor_effect_ci_high": high,
+        "distractor_effect_passed": float(effect >= DISTRACTOR_EFFECT_THRESHOLD) if not math.isnan(effect) else 0.0,
+        "distractor_effect_teacher": teacher_effect,
+        "distractor_effect_teacher_ci_low": teacher_low,
+        "distractor_effect_teacher_ci_high": teacher_high,
+    }
+    wrong = student_generations[student_generations["has_distractor"].astype(bool) & ~student_generations["correct"].astype(bool)]
+    spans = {trace_id: sorted(zip(group["start"], group["end"], strict=True)) for trace_id, group in distractors.groupby("trace_id")}
+    problems = eval_problems.set_index("problem_id").loc[wrong["problem_id"].unique()]
+    pruned = [delete_spans(row.question, spans[problem_id]) for problem_id, row in problems.iterrows()]
+    if pruned:
+        completions = generate_completions(student, tokenizer, pruned, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        right = [is_correct(completion.text, str(gold)) for completion, gold in zip(completions, problems["answer"], strict=True)]
+        gate["distractor_pruning_fixes_share"] = float(np.mean(right))
+    gate["distractor_wrong_answers"] = float(len(pruned))
+    return gate

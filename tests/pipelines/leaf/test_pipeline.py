@@ -20,3 +20,11 @@ def test_the_real_data_version_has_no_world_and_reads_leafs_own_model_roles():
     assert distil.inputs[:2] == ["leaf_student.model", "leaf_teacher.model"] and distil.outputs[0] == "leaf_distilled.model"
     report = {node.name: node for node in pipeline.nodes}["write_leaf_report"]
     assert "world_distractors" not in report.inputs
+
+
+def test_the_distractor_gate_runs_on_the_embedded_world_only():
+    world = {node.name: node for node in create_pipeline().nodes}
+    gate = world["measure_distractor_gate"]
+    assert gate.inputs[:4] == ["leaf_student.generations", "teacher.heldout_generations", "eval_problems", "world_distractors"]
+    assert gate.outputs == ["distractor_gate_metrics"]
+    assert "measure_distractor_gate" not in {node.name for node in create_pipeline(embedded_world=False).nodes}

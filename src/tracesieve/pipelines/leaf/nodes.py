@@ -78,6 +78,29 @@ def score_against_planted_distractors(
     return as_mlflow_metrics(scores)
 
 
+def measure_distractor_gate(
+    leaf_student_generations: pd.DataFrame,
+    teacher_heldout_generations: pd.DataFrame,
+    eval_problems: pd.DataFrame,
+    world_distractors: pd.DataFrame,
+    student_model,
+    tokenizer,
+    evaluation_config: EvaluationConfig,
+) -> dict:
+    """The world's distractor gate: does a distractor mislead LeaF's student (and not the teacher)?"""
+    gate = distractors.distractor_gate(
+        leaf_student_generations, teacher_heldout_generations, eval_problems, world_distractors, student_model.to(resolve_device()), tokenizer,
+        max_new_tokens=evaluation_config.max_new_tokens, batch_size=evaluation_config.batch_size,
+    )
+    verdict = "passes" if gate["distractor_effect_passed"] else "FAILS: the student is not misled, so LeaF has no confounding to remove here"
+    logger.info(
+        "Distractor gate %s (student accuracy without minus with a distractor %.3f [%.3f, %.3f], threshold %.2f; teacher %.3f)",
+        verdict, gate["distractor_effect"], gate["distractor_effect_ci_low"], gate["distractor_effect_ci_high"],
+        distractors.DISTRACTOR_EFFECT_THRESHOLD, gate["distractor_effect_teacher"],
+    )
+    return as_mlflow_metrics(gate)
+
+
 def distillation_node(variant: str):
     """The training node of one distillation namespace: its lambda and counterfactual use are
     ``leaf.variants.<variant>`` of the block Kedro validated once for the run."""

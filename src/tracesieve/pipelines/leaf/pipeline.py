@@ -15,6 +15,7 @@ from tracesieve.pipelines.leaf.nodes import (
     compare_distillation,
     compare_teacher_student_gradients,
     distillation_node,
+    measure_distractor_gate,
     score_against_planted_distractors,
     write_leaf_report,
 )
@@ -109,6 +110,17 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
                 inputs=["leaf_confounders", "leaf_checked_counterfactuals", "world_distractors", "traces", "params:leaf"],
                 outputs="leaf_distractor_metrics",
                 name="score_against_planted_distractors",
+            )
+        )
+        reporting.append(
+            Node(
+                measure_distractor_gate,
+                inputs=[
+                    f"{LEAF_STUDENT}.generations", "teacher.heldout_generations", "eval_problems", "world_distractors",
+                    f"{LEAF_STUDENT}.model", "leaf_tokenizer", "params:evaluation",
+                ],
+                outputs="distractor_gate_metrics",
+                name="measure_distractor_gate",
             )
         )
     stages = Pipeline([analysis, *distillation, *evaluation, *reporting])
