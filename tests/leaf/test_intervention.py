@@ -42,7 +42,7 @@ def test_both_models_answer_the_pruned_prompt_and_only_counterfactuals_both_solv
         example = leaf_example(tokenizer, trace.trace_id, trace.question, trace.reasoning, trace.answer)
         assert prompt == example.pruned([(0, 4)]).context and trace.question[4:] in prompt and trace.question not in prompt
     assert asked[id(student)] == asked[id(teacher)]
-    summary = intervention.intervention_summary(checked, config)
+    summary = intervention.intervention_summary(checked)
     assert summary == {"counterfactuals": 3, "teacher_correct": 2, "student_correct": 1, "kept": 1, "kept_share": 1 / 3,
                        "traces_with_kept_counterfactual": 1}
 
@@ -53,4 +53,4 @@ def test_with_the_check_off_nothing_is_generated_and_everything_is_kept(world, m
     config = LeafConfig(intervention_check=False)
     checked = intervention.check_counterfactuals(_counterfactuals(traces), traces, None, None, tokenizer, config)
     assert checked["kept"].all() and checked["teacher_correct"].isna().all()
-    assert intervention.intervention_summary(checked, config) == {"counterfactuals": 3, "kept": 3}
+    assert intervention.intervention_summary(checked) == {"counterfactuals": 3, "kept": 3}

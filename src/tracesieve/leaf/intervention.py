@@ -39,9 +39,10 @@ def check_counterfactuals(
     return checked
 
 
-def intervention_summary(checked: pd.DataFrame, config: LeafConfig) -> dict[str, float]:
-    """How many counterfactuals each model got right and how many were kept."""
-    if not config.intervention_check or checked.empty:
+def intervention_summary(checked: pd.DataFrame) -> dict[str, float]:
+    """How many counterfactuals each model got right and how many were kept (only the counts when the
+    check did not run: ``check_counterfactuals`` leaves the correctness columns empty then)."""
+    if checked["teacher_correct"].isna().all():
         return {"counterfactuals": len(checked), "kept": len(checked)}
     return {
         "counterfactuals": len(checked),

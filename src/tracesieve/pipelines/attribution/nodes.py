@@ -26,9 +26,9 @@ def attribute_trace_tokens(
         raise RuntimeError(
             f"Attribution lost traces: {len(traces)} in, {len(run.attributions)} attributed, {len(run.rejects)} rejected"
         )
-    gaps = run.attributions["completeness_gap"]
+    summary = attribution_summary(run)
     logger.info(
         "Attributed %d traces (%d resumed, %d rejected); completeness gap median %.2e, max %.2e",
-        len(run.attributions), run.resumed, len(run.rejects), gaps.median(), gaps.max(),
+        len(run.attributions), run.resumed, len(run.rejects), summary["completeness_gap_median"], summary["completeness_gap_max"],
     )
-    return run.attributions, run.rejects, run.attributions[DIAGNOSTIC_COLUMNS], as_mlflow_metrics(attribution_summary(run))
+    return run.attributions, run.rejects, run.attributions[DIAGNOSTIC_COLUMNS], as_mlflow_metrics(summary)

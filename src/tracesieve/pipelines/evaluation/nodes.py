@@ -28,14 +28,20 @@ def evaluate_model(model, tokenizer, eval_problems: pd.DataFrame, config: Evalua
     return generations, as_mlflow_metrics(summary)
 
 
+def generations_and_logs(models: dict) -> tuple[dict[str, pd.DataFrame], dict[str, dict]]:
+    """A comparison node's keyword inputs, ``<name>_generations`` and ``<name>_training_log``, by model name."""
+    generations = {name.removesuffix("_generations"): table for name, table in models.items() if name.endswith("_generations")}
+    logs = {name.removesuffix("_training_log"): log for name, log in models.items() if name.endswith("_training_log")}
+    return generations, logs
+
+
 def compare_models(evaluation_config: EvaluationConfig, fine_tuning_config: FineTuningConfig, **models: pd.DataFrame | dict) -> tuple[pd.DataFrame, dict]:
     """One row per model (the base and each variant): accuracy and length with intervals, supervised
     tokens, and the problem-by-problem difference from the reference variant with its 95% interval.
 
     ``models`` holds ``<name>_generations`` for every model and ``<name>_training_log`` for every variant.
     """
-    generations = {name.removesuffix("_generations"): table for name, table in models.items() if name.endswith("_generations")}
-    logs = {name.removesuffix("_training_log"): log for name, log in models.items() if name.endswith("_training_log")}
+    generations, logs = generations_and_logs(models)
     built = [name for name in generations if name != BASE_MODEL]
     if built != list(fine_tuning_config.variants):
         raise ValueError(

@@ -14,6 +14,7 @@ from tracesieve.evaluation import comparison_by_distractor_subset
 from tracesieve.leaf import counterfactuals, distillation, gradients, intervention
 from tracesieve.metrics import as_mlflow_metrics, training_metrics
 from tracesieve.modeling import resolve_device
+from tracesieve.pipelines.evaluation.nodes import generations_and_logs
 from tracesieve.reporting import leaf_report_markdown
 from tracesieve.result_store import ResultStore
 from tracesieve.world import distractors
@@ -55,7 +56,7 @@ def check_counterfactuals(
     """The intervention check: keep the counterfactuals that teacher and student both still answer correctly."""
     device = resolve_device()
     checked = intervention.check_counterfactuals(leaf_counterfactuals, traces, teacher_model.to(device), student_model.to(device), tokenizer, config)
-    summary = intervention.intervention_summary(checked, config)
+    summary = intervention.intervention_summary(checked)
     if "teacher_correct" in summary:
         logger.info(
             "Intervention check: %d counterfactuals; teacher right on %d, student on %d; %d kept",
@@ -128,8 +129,7 @@ def compare_distillation(leaf_config: LeafConfig, evaluation_config: EvaluationC
 
     ``models`` holds ``<name>_generations`` for every model and ``<name>_training_log`` for every variant.
     """
-    generations = {name.removesuffix("_generations"): table for name, table in models.items() if name.endswith("_generations")}
-    logs = {name.removesuffix("_training_log"): log for name, log in models.items() if name.endswith("_training_log")}
+    generations, logs = generations_and_logs(models)
     comparison, metrics = comparison_by_distractor_subset(generations, logs, leaf_config.reference, evaluation_config.pass_at_k)
     logger.info(
         "KD versus LeaF:\n%s",

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from tracesieve.config import WorldConfig
-from tracesieve.metrics import as_mlflow_metrics
+from tracesieve.metrics import as_mlflow_metrics, training_metrics
 from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, INSTRUCTION
 from tracesieve.world import warmup
 from tracesieve.world.generate import generate_world, sample_traces_markdown
@@ -48,11 +48,7 @@ def warmup_training_node(role: str):
     def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldConfig) -> tuple[Any, dict, dict[str, float]]:
         """Train a Llama from scratch on the full traces of the training split (prompt masked, EOS supervised)."""
         model, history, summary = warmup.train_warmup_model(world_problems, tokenizer, config, getattr(config, role))
-        curves = {
-            "train_loss": [{"step": entry["step"], "value": entry["loss"]} for entry in history],
-            "learning_rate": [{"step": entry["step"], "value": entry["learning_rate"]} for entry in history],
-        }
-        return model, curves, summary
+        return model, training_metrics({}, history), summary
 
     return train_warmup_model
 
