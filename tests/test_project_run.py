@@ -53,15 +53,23 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert metrics["attribution.traces_attributed"] + metrics.get("attribution.traces_rejected", 0) == 12
     assert metrics["segmentation.segments"] >= 12
     assert 0 < metrics["selection.paper.token_share_mean"] <= metrics["selection.all.token_share_mean"] == 1
-    assert 0 <= metrics["planted_roles.auroc_strength_share_necessary_vs_filler"] <= 1
-    assert 0 <= metrics["planted_roles.necessary.selected_share_paper"] <= 1
-    # The world's label-validity gate is measured on every run of the world, before any verdict.
+    assert 0 <= metrics["planted_roles.ig.pooled_auroc"] <= 1
+    assert 0 <= metrics["planted_roles.source.selected_share_paper"] <= 1
+    # The world's three gates are measured on every run of the world, before any verdict.
     assert 0 <= metrics["gate.label_validity_auroc"] <= 1 and metrics["gate.label_validity_passed"] in (0, 1)
-    assert 0 <= metrics["planted_roles.ig.within_trace_auroc"] <= 1
     assert -1 <= metrics["gate.distractor_effect"] <= 1 and metrics["gate.distractor_effect_passed"] in (0, 1)
+    assert -1 <= metrics["gate.oracle_headroom_accuracy"] <= 1 and metrics["gate.oracle_headroom_passed"] in (0, 1)
+    # Every scorer: its AUROC against the planted roles and its deletion faithfulness on the model.
+    for scorer in ("ig", "occlusion", "gradient_x_input", "perplexity", "entropy", "random"):
+        assert 0 <= metrics[f"planted_roles.{scorer}.within_trace_auroc"] <= 1
+        assert f"faithfulness.{scorer}.aopc_comprehensiveness" in metrics and f"faithfulness.{scorer}.aopc_sufficiency" in metrics
     # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
-    supervised = {variant: metrics[f"{variant}.supervised_tokens"] for variant in ("full_sft", "selective_sft", "random_sft")}
-    assert supervised["selective_sft"] < supervised["full_sft"] and supervised["random_sft"] < supervised["full_sft"]
+    supervised = {
+        variant: metrics[f"{variant}.supervised_tokens"]
+        for variant in ("full_sft", "selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft", "oracle_sft")
+    }
+    assert all(supervised[variant] < supervised["full_sft"] for variant in ("selective_sft", "random_sft", "oracle_sft"))
+    assert supervised["selective_sft"] <= supervised["selective_sft_authors"]
     assert all(metrics[f"{variant}.train_steps"] == 4 for variant in supervised)
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "selective_sft.train_loss")
     assert [point.step for point in history] == [1, 2, 3, 4]  # a point per logged step
@@ -119,6 +127,8 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert "leaf_distilled versus kd: accuracy difference" in (root / "data/08_reporting/leaf_report.md").read_text()
     report = (root / "data/08_reporting/summary_report.md").read_text()
     assert "selective_sft versus full_sft: accuracy difference" in report
+    assert report.index("## The world's gates") < report.index("## Models on the held-out problems")
+    assert "| label_validity |" in report and "| oracle_headroom |" in report and "| distractor_effect |" in report
     assert "models/teacher/model.safetensors" in artifacts
     assert (root / "mlflow.db").is_file()  # the run went to the store named by MLFLOW_TRACKING_URI
 
@@ -169,7 +179,7 @@ def test_kedro_viz_build_shows_the_pipelines(project):
     main = json.loads((root / "build" / "api" / "main").read_text())
     pipelines = {pipeline["id"] for pipeline in main["pipelines"]}
     assert {
-        "__default__", "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "from_traces",
+        "__default__", "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "faithfulness", "from_traces",
         "fine_tuning", "evaluation", "reporting", "leaf",
     } <= pipelines
     names = {node["name"] for node in main["nodes"]}

@@ -84,3 +84,23 @@ def test_summary_report_has_the_table_the_verdicts_and_the_figures():
     assert "| selective_sft |" in report
     assert report.count("versus full_sft") == 2
     assert "![Training loss](training_loss.png)" in report
+
+
+def test_the_report_leads_with_the_gates_and_marks_the_verdicts_a_failing_gate_invalidates():
+    gates = {
+        "label_validity_auroc": 0.95, "label_validity_passed": 1.0,
+        "oracle_headroom_accuracy": 0.01, "oracle_headroom_accuracy_ci_low": -0.02, "oracle_headroom_accuracy_ci_high": 0.04,
+        "oracle_headroom_tokens": -1.0, "oracle_headroom_tokens_ci_low": -3.0, "oracle_headroom_tokens_ci_high": 1.0,
+        "oracle_headroom_passed": 0.0,
+    }
+    report = summary_report_markdown(_comparison(), reference="full_sft", figures={}, gates=gates)
+    assert report.index("## The world's gates") < report.index("## Models on the held-out problems")
+    assert "| label_validity | 0.950 |" in report and "| oracle_headroom | +0.010 [-0.020, +0.040] |" in report
+    assert "| distractor_effect | not measured |" in report  # a run without LeaF: said, not hidden
+    assert "**oracle_headroom fails**" in report and "label_validity fails" not in report
+    # Both selective variants' verdicts carry the mark; without gates no verdict does.
+    assert report.count("Oracle-headroom gate failing") == 2
+    plain = summary_report_markdown(_comparison(), reference="full_sft", figures={})
+    assert "gates" not in plain and "Oracle-headroom gate failing" not in plain
+    passing = summary_report_markdown(_comparison(), reference="full_sft", figures={}, gates={**gates, "oracle_headroom_passed": 1.0})
+    assert "Oracle-headroom gate failing" not in passing and "**oracle_headroom fails**" not in passing

@@ -144,3 +144,18 @@ def test_select_loss_segments_is_seeded_per_trace_whatever_the_order():
     assert list(b.loc["paper", "selected_segments"]) == [0, 1]  # zero_trace: nothing to drop by
     summary = selection_summary(selections, scored)
     assert summary["traces"] == 2 and summary["degenerate_segments"] == 2 and summary["all.token_share_mean"] == 1
+
+
+def test_the_authors_strategy_is_the_papers_rule_plus_first_penultimate_and_last():
+    from tracesieve.config import SelectionConfig
+    from tracesieve.selection import select_loss_segments
+
+    metrics = _shares([0.1, 0.6, 0.2, 0.05, 0.05], [0.9, 0.1, 0.9, 0.9, 0.9])
+    metrics = metrics.assign(
+        char_start=[0, 10, 20, 30, 40], char_end=[10, 20, 30, 40, 50], token_start=[0, 10, 20, 30, 40], token_end=[10, 20, 30, 40, 50]
+    )
+    # always_keep [] for the paper's rule: the authors' strategy ignores it and keeps all three anyway.
+    table = select_loss_segments(metrics, SelectionConfig(strategies=("paper", "paper_authors"))).set_index("strategy")
+    assert list(table.loc["paper", "selected_segments"]) == [1]
+    assert list(table.loc["paper_authors", "selected_segments"]) == [0, 1, 3, 4]
+    assert table.loc["paper_authors", "mask_char_spans"] == [[0, 20], [30, 50]]

@@ -14,12 +14,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tracesieve.attribution import BASELINES, METHODS
-from tracesieve.leaf.confounders import PRUNING_MODES
+from tracesieve.leaf.confounders import PRUNING_MODES, THRESHOLD_RULES
 from tracesieve.leaf.examples import LEVELS
 from tracesieve.modeling import DEVICES, DTYPES, bf16_available
+from tracesieve.scorers import SCORERS
 from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
 from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
 from tracesieve.traces import FORMATS
+from tracesieve.world.roles import ORACLE_STRATEGY
 
 
 class _Config(BaseModel):
@@ -30,13 +32,14 @@ class _Config(BaseModel):
 class ProblemConfig(_Config):
     """Difficulty and shape of the world's problems and traces."""
 
-    min_steps: int = Field(2, ge=1)
-    max_steps: int = Field(2, ge=1, le=4)
-    max_value: int = Field(20, ge=10, le=999)
-    distractor_rate: float = Field(0.5, ge=0, le=1)
-    check_rate: float = Field(0.4, ge=0, le=1)
-    restatement_rate: float = Field(0.3, ge=0, le=1)
-    detour_rate: float = Field(0.3, ge=0, le=1)
+    min_steps: int = Field(2, ge=1, description="arithmetic steps of the chain, at least")
+    max_steps: int = Field(2, ge=1, le=4, description="arithmetic steps of the chain, at most")
+    max_value: int = Field(20, ge=10, le=999, description="every count stays in 1..max_value")
+    distractor_rate: float = Field(0.5, ge=0, le=1, description="share of stories with another owner's action")
+    check_rate: float = Field(0.4, ge=0, le=1, description="per step: a check follows")
+    restatement_rate: float = Field(0.3, ge=0, le=1, description="per step: a restatement follows")
+    detour_rate: float = Field(0.4, ge=0, le=1, description="per step: a detour follows")
+    decoy_rate: float = Field(0.2, ge=0, le=1, description="share of traces with a detour whose result is the answer")
 
     @model_validator(mode="after")
     def _steps_ordered(self):
@@ -74,6 +77,9 @@ class WorldConfig(_Config):
     problems: ProblemConfig = ProblemConfig()
     teacher: ModelSpec = ModelSpec()
     student: ModelSpec = ModelSpec(train_steps=300)
+    # all_relevant: the base student warms up on every problem's all-relevant form (the distractor's action
+    # is the owner's own), so that a distractor really misleads it (LeaF's premise); as_teacher: the teacher's data.
+    student_warmup: Literal["all_relevant", "as_teacher"] = "all_relevant"
     max_new_tokens: int = Field(320, ge=1)
     eval_batch_size: int = Field(100, ge=1)
     checkpoint_dir: str = "data/06_models/checkpoints"
@@ -119,10 +125,29 @@ class SelectionConfig(_Config):
     seed: int = 0
 
 
+class FaithfulnessConfig(_Config):
+    """Segment scorers beside IG and their deletion faithfulness (src/tracesieve/scorers.py)."""
+
+    scorers: tuple[Literal[SCORERS], ...] = Field(SCORERS, min_length=1)
+    fractions: tuple[float, ...] = Field((0.2, 0.4, 0.6, 0.8), min_length=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions_in_range(self):
+        if not all(0 < fraction <= 1 for fraction in self.fractions):
+            raise ValueError(f"fractions must lie in (0, 1], got {list(self.fractions)}")
+        if "occlusion" not in self.scorers:
+            # The world's label-validity gate reads the occlusion scores: no gate without them.
+            raise ValueError("scorers must include occlusion: the label-validity gate and every curve read it")
+        return self
+
+
 # Which selection strategy's loss mask each fine-tuning variant trains on.
 DEFAULT_VARIANT_STRATEGIES = {
     "full_sft": "all",
     "selective_sft": "paper",
+    "selective_sft_authors": "paper_authors",
+    "oracle_sft": ORACLE_STRATEGY,
     "random_sft": "random",
     "strength_only": "strength_only",
     "consistency_only": "consistency_only",
@@ -166,7 +191,8 @@ class FineTuningConfig(TrainingConfig):
     """The fine-tuning variants and the optimisation they share (same base model, seed, data order, steps)."""
 
     variants: tuple[str, ...] = Field(("full_sft", "selective_sft", "random_sft"), min_length=1)
-    strategies: dict[str, Literal[STRATEGIES]] = Field(
+    # oracle: the world's planted roles decide (world runs only: the oracle_selections table)
+    strategies: dict[str, Literal[(*STRATEGIES, ORACLE_STRATEGY)]] = Field(
         default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
         description="variant -> the selection strategy whose loss-mask spans it trains on",
     )
@@ -207,6 +233,9 @@ class LeafConfig(_Config):
     level: Literal[LEVELS] = Field("instruction", description="analyse the question, or a reasoning prefix")
     response_prefix_share: float = Field(0.5, gt=0, lt=1, description="response level: where the prefix is cut")
     quantile: float = Field(0.05, gt=0, le=0.5, description="confounders: delta at or below this per-example quantile")
+    threshold: Literal[THRESHOLD_RULES] = Field(
+        "quantile", description="quantile: numpy's q-quantile; authors: sorted(delta)[int(q n)], capped at 0.5, backslash tokens kept"
+    )
     pruning: Literal[PRUNING_MODES] = "span"
     intervention_check: bool = Field(True, description="keep a counterfactual only if teacher and student both solve it")
     gradient_batch_size: int = Field(8, ge=1)

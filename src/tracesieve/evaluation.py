@@ -20,12 +20,11 @@ from math_verify import parse, verify
 
 from tracesieve.answers import last_boxed
 from tracesieve.generation import generate_completions
-from tracesieve.metrics import wilson_interval
+from tracesieve.metrics import Z_95, mean_interval, wilson_interval
 
 if TYPE_CHECKING:  # the schemas live at the edge; evaluation reads their fields
     from tracesieve.config import EvaluationConfig
 
-Z_95 = 1.959964
 
 
 @lru_cache(maxsize=65536)
@@ -115,10 +114,7 @@ def paired_difference(values: pd.Series, reference: pd.Series) -> tuple[float, f
     joined = pd.concat({"values": values, "reference": reference}, axis=1, join="inner")
     if joined.empty:
         raise ValueError("the two variants share no problems")
-    difference = joined["values"] - joined["reference"]
-    mean = float(difference.mean())
-    half = Z_95 * float(difference.std(ddof=1)) / math.sqrt(len(difference)) if len(difference) > 1 else math.nan
-    return mean, mean - half, mean + half
+    return mean_interval(joined["values"] - joined["reference"])
 
 
 def _per_problem(table: pd.DataFrame) -> pd.DataFrame:

@@ -8,8 +8,18 @@ from typing import Any
 
 import pandas as pd
 
+Z_95 = 1.959964  # the standard normal's 97.5% quantile: two-sided 95% intervals
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+
+def mean_interval(values: Sequence[float] | pd.Series) -> tuple[float, float, float]:
+    """Mean with a 95% normal interval over the values (NaN halves for a single value)."""
+    values = pd.Series(values, dtype="float64")
+    mean = float(values.mean())
+    half = Z_95 * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return mean, mean - half, mean + half
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
     """95% Wilson score interval of a proportion; sound near 0 and 1, where the normal one is not."""
     if trials == 0:
         return math.nan, math.nan

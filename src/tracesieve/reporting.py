@@ -19,8 +19,10 @@ import pandas as pd  # noqa: E402
 from tracesieve.selection import share_of_stronger_segments  # noqa: E402
 
 ROLE_COLOURS = {
-    "necessary": "#1b9e77",
+    "source": "#1b9e77",
+    "upstream": "#66a61e",
     "final": "#7570b3",
+    "decoy": "#a6761d",
     "check": "#e6ab02",
     "restatement": "#d95f02",
     "detour": "#e7298a",
@@ -183,6 +185,47 @@ def verdict(comparison: pd.DataFrame, candidate: str, reference: str) -> str:
     )
 
 
+# Each of the world's gates: its headline figure, the interval around it where it has one, the threshold in
+# words, and the verdicts that a failing gate invalidates.
+GATES = (
+    ("label_validity", "label_validity_auroc", None, ">= 0.9 (within-trace AUROC, occlusion drop, source vs filler)",
+     "attribution quality against the planted roles (every scorer's AUROC)"),
+    ("oracle_headroom", "oracle_headroom_accuracy", "oracle_headroom_accuracy",
+     "interval of oracle minus full SFT excludes 0, accuracy up or tokens down at equal accuracy",
+     "selective SFT and its ablations against full SFT (no headroom: none can be better)"),
+    ("distractor_effect", "distractor_effect", "distractor_effect", ">= 0.15 (student accuracy without minus with a distractor)",
+     "LeaF against KD (the student is not misled: nothing to unlearn)"),
+)
+
+
+def gates_markdown(gates: Mapping[str, float]) -> list[str]:
+    """The report's section on the world's method-agnostic gates: one row per gate that was measured, and
+    which verdicts a failing gate invalidates (said, never hidden)."""
+    lines = ["## The world's gates", "", "| gate | value | threshold | passed | if failing, invalidates |", "| --- | --- | --- | --- | --- |"]
+    failing = []
+    for name, headline, interval, threshold, governs in GATES:
+        if headline not in gates:
+            lines.append(f"| {name} | not measured | {threshold} | n/a | {governs} |")
+            continue
+        value = gates[headline]
+        if interval is not None and f"{interval}_ci_low" in gates:
+            shown = _interval(value, gates[f"{interval}_ci_low"], gates[f"{interval}_ci_high"])
+        else:
+            shown = f"{value:.3f}"
+        passed = bool(gates.get(f"{name}_passed", 0.0))
+        lines.append(f"| {name} | {shown} | {threshold} | {'yes' if passed else '**no**'} | {governs} |")
+        if not passed:
+            failing.append(f"- **{name} fails**: the verdicts on {governs} are about this world, not the method.")
+    if "oracle_headroom_tokens" in gates:
+        lines += ["", "Oracle minus full SFT in mean response tokens: "
+                  + _interval(gates["oracle_headroom_tokens"], gates["oracle_headroom_tokens_ci_low"], gates["oracle_headroom_tokens_ci_high"], digits=1) + "."]
+    if "distractor_effect_teacher" in gates:
+        lines += ["", f"The teacher's own distractor effect: {_interval(gates['distractor_effect_teacher'], gates['distractor_effect_teacher_ci_low'], gates['distractor_effect_teacher_ci_high'])}"
+                  + (f"; deleting the distractor turns {gates['distractor_pruning_fixes_share']:.1%} of the student's wrong answers right." if "distractor_pruning_fixes_share" in gates else ".")]
+    lines += ["", *(failing or ["Every measured gate passes."]), ""]
+    return lines
+
+
 def summary_report_markdown(
     comparison: pd.DataFrame,
     *,
@@ -190,8 +233,10 @@ def summary_report_markdown(
     figures: Mapping[str, str],
     selection_table: pd.DataFrame | None = None,
     planted_roles: pd.DataFrame | None = None,
+    gates: Mapping[str, float] | None = None,
 ) -> str:
-    """The run's report: comparison table, verdicts against the reference, selection budgets, figures."""
+    """The run's report: the world's gates first (embedded world), then the comparison table, verdicts
+    against the reference, selection budgets, planted roles, figures."""
     columns = [
         column
         for column in (
@@ -203,6 +248,7 @@ def summary_report_markdown(
     lines = [
         "# TraceSieve run report",
         "",
+        *(gates_markdown(gates) if gates is not None else []),
         "## Models on the held-out problems",
         "",
         comparison[columns].to_markdown(index=False, floatfmt=".3f"),
@@ -210,7 +256,14 @@ def summary_report_markdown(
         f"Differences are problem by problem against `{reference}`, with 95% intervals:",
         "",
     ]
-    lines += [f"- {verdict(comparison, name, reference)}" for name in comparison["model"] if name != reference]
+    # A failing headroom gate invalidates every positive verdict of a selective variant over full SFT.
+    no_headroom = gates is not None and "oracle_headroom_passed" in gates and not gates["oracle_headroom_passed"]
+    marker = " *Oracle-headroom gate failing: this world leaves no headroom, so this is not a verdict on the method.*"
+    lines += [
+        f"- {verdict(comparison, name, reference)}" + (marker if no_headroom and name not in ("base", "oracle_sft") else "")
+        for name in comparison["model"]
+        if name != reference
+    ]
     if selection_table is not None:
         lines += ["", "## Selection budgets", "", selection_table.to_markdown(index=False, floatfmt=".3f")]
     if planted_roles is not None:

@@ -32,7 +32,10 @@ if TYPE_CHECKING:  # the schemas import this module's names
     from tracesieve.config import SelectionConfig
 
 ALWAYS_KEEP_CHOICES = ("first", "penultimate", "last")
-STRATEGIES = ("paper", "all", "strength_only", "consistency_only", "random")
+# The authors' code always keeps these three, whatever ``always_keep`` says (docs/DESIGN.md): the
+# ``paper_authors`` strategy is the paper's rule with them.
+AUTHORS_ALWAYS_KEEP = ("first", "penultimate", "last")
+STRATEGIES = ("paper", "paper_authors", "all", "strength_only", "consistency_only", "random")
 SEGMENT_METRIC_COLUMNS = [
     "trace_id",
     "segment_index",
@@ -148,7 +151,7 @@ def select_segments(
     elif strategy == "consistency_only":
         indices |= set(metrics.loc[(metrics["consistency"] <= beta) & (metrics["n_tokens"] > 0), "segment_index"])
     else:
-        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(s for s in STRATEGIES if s != 'random')}")
+        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(s for s in STRATEGIES if s not in ('random', 'paper_authors'))}")
     return sorted(int(index) for index in indices)
 
 
@@ -248,28 +251,33 @@ def select_loss_segments(segment_metrics: pd.DataFrame, config: SelectionConfig)
         trace = trace.sort_values("segment_index")
         selected: dict[str, list[int]] = {}
         for strategy in config.strategies:
-            if strategy != "random":
+            if strategy == "paper_authors":
+                selected[strategy] = select_segments(trace, config.tau, config.beta, AUTHORS_ALWAYS_KEEP, strategy="paper")
+            elif strategy != "random":
                 selected[strategy] = select_segments(trace, config.tau, config.beta, config.always_keep, strategy=strategy)
         if "random" in config.strategies:
             paper = selected["paper"] if "paper" in selected else select_segments(trace, config.tau, config.beta, config.always_keep)
             selected["random"] = select_random_segments(
                 trace, paper_token_budget(trace, paper), seed=trace_seed(config.seed, str(trace_id)), always_keep=config.always_keep
             )
-        indexed = trace.set_index("segment_index")
-        for strategy in config.strategies:
-            chosen = indexed.loc[selected[strategy]]
-            rows.append(
-                {
-                    "trace_id": trace_id,
-                    "strategy": strategy,
-                    "selected_segments": selected[strategy],
-                    "mask_char_spans": [list(span) for span in merge_spans(zip(chosen["char_start"], chosen["char_end"]))],
-                    "mask_token_spans": [list(span) for span in merge_spans(zip(chosen["token_start"], chosen["token_end"]))],
-                    "selected_tokens": int(chosen["n_tokens"].sum()),
-                    "reasoning_tokens": int(indexed["n_tokens"].sum()),
-                }
-            )
+        rows.extend(selection_row(trace, strategy, selected[strategy]) for strategy in config.strategies)
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+
+
+def selection_row(trace: pd.DataFrame, strategy: str, selected: Sequence[int]) -> dict:
+    """One row of the selection table (``SELECTION_COLUMNS``): the ``selected`` segments of one trace
+    (``trace``: its segments with character and token spans and ``n_tokens``) as loss-mask spans."""
+    indexed = trace.set_index("segment_index")
+    chosen = indexed.loc[list(selected)]
+    return {
+        "trace_id": trace["trace_id"].iloc[0],
+        "strategy": strategy,
+        "selected_segments": [int(index) for index in selected],
+        "mask_char_spans": [list(span) for span in merge_spans(zip(chosen["char_start"], chosen["char_end"]))],
+        "mask_token_spans": [list(span) for span in merge_spans(zip(chosen["token_start"], chosen["token_end"]))],
+        "selected_tokens": int(chosen["n_tokens"].sum()),
+        "reasoning_tokens": int(indexed["n_tokens"].sum()),
+    }
 
 
 def selection_summary(selections: pd.DataFrame, segment_metrics: pd.DataFrame) -> dict[str, float]:

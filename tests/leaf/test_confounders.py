@@ -48,3 +48,18 @@ def test_flag_confounders_works_per_example():
     )
     flagged = flag_confounders(scores, 0.05)
     assert flagged["confounder"].tolist() == [True, False, False, False, True, False]
+
+
+def test_the_authors_threshold_indexes_the_sorted_deltas_caps_at_half_and_keeps_backslash_tokens():
+    from tracesieve.leaf.confounders import authors_prunable_tokens
+
+    delta = np.array([0.9, 0.1, 0.3, 0.2, 0.8, 0.6, 0.7, 0.4, 0.55, 0.65])
+    everything = np.ones(10, dtype=bool)
+    # q = 0.25 of 10 tokens: sorted(delta)[2] = 0.3, so the three lowest; numpy's quantile (0.325) agrees here.
+    assert np.flatnonzero(confounder_flags(delta, everything, 0.25, rule="authors")).tolist() == [1, 2, 3]
+    # q = 0.5: sorted(delta)[5] = 0.6 is capped at 0.5, so 0.55 is not flagged; the quantile rule takes it.
+    assert np.flatnonzero(confounder_flags(delta, everything, 0.5, rule="authors", max_share=1.0)).tolist() == [1, 2, 3, 7]
+    assert 8 in np.flatnonzero(confounder_flags(delta, everything, 0.5, max_share=1.0))
+    assert authors_prunable_tokens([" x", " \\frac", " ", "{"]).tolist() == [True, False, False, True]
+    with pytest.raises(ValueError, match="threshold rule"):
+        confounder_flags(delta, everything, 0.25, rule="median")

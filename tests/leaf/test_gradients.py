@@ -67,7 +67,10 @@ def test_teacher_and_student_with_different_tokenizers_and_sizes(world, tmp_path
         # Scores sit on the student's (word) tokens, each token's text is its characters of the question.
         assert tokens["text"].tolist() == [question[s:e] for s, e in zip(tokens["start"], tokens["end"])]
         for column in ("g_teacher", "g_student", "delta"):
-            assert tokens[column].between(0, 1).all() and math.isclose(tokens[column].max(), 1.0)
+            assert tokens[column].between(0, 1).all()
+        # Normalised on each model's own tokens: the student's and delta's maxima are 1 on the student's tokens;
+        # the teacher's, carried over by overlap-weighted averaging, may fall below 1 when a word straddles two BPE tokens.
+        assert math.isclose(tokens["g_student"].max(), 1.0) and math.isclose(tokens["delta"].max(), 1.0)
     # A second run is served from the store.
     again = compare_gradients(traces, teacher, student, bpe, LeafConfig(gradient_batch_size=4), student_tokenizer=word_tokenizer, store=store)
     assert again.resumed == len(traces) and again.computed == 0

@@ -3,11 +3,23 @@ import re
 import pytest
 
 from tracesieve.config import WorldConfig
+from tracesieve.leaf.examples import delete_spans
 from tracesieve.segmentation import split_segments
 from tracesieve.world.generate import generate_world
-from tracesieve.world.problems import ROLES, generate_problems
+from tracesieve.world.problems import DECOY, FILLER, ROLES, SOURCE, UPSTREAM, generate_problems
 
-OPTIONS = dict(min_steps=2, max_steps=4, max_value=30, distractor_rate=0.5, check_rate=0.5, restatement_rate=0.5, detour_rate=0.5)
+OPTIONS = dict(
+    min_steps=1, max_steps=3, max_value=30, distractor_rate=0.5, check_rate=0.5, restatement_rate=0.5, detour_rate=0.5, decoy_rate=0.3
+)
+NUMBER = re.compile(r"\d+")
+
+
+def _segment_texts(problem):
+    return [(s.role, problem.reasoning[s.start : s.end]) for s in problem.segments]
+
+
+def _source_values(problem) -> list[int]:
+    return [int(re.search(r"is (\d+), the last step", text).group(1)) for role, text in _segment_texts(problem) if role == SOURCE]
 
 
 def test_same_seed_gives_identical_problems_and_other_seed_differs():
@@ -27,46 +39,81 @@ def test_planted_segments_tile_the_trace_and_match_the_papers_keyword_split():
         assert split_segments(problem.reasoning) == spans
 
 
-def test_roles_and_their_content_are_what_they_claim():
+def test_the_answer_sums_the_source_values_and_every_statement_is_true():
     problems = generate_problems(300, seed=2, split="train", **OPTIONS)
     seen_roles = set()
     for problem in problems:
         roles = [s.role for s in problem.segments]
         seen_roles.update(roles)
         assert roles[-1] == "final" and roles.count("final") == 1
-        # One necessary segment states the start, then one per arithmetic step of the chain.
-        assert roles.count("necessary") == problem.n_steps + 1
-        final_text = problem.reasoning[problem.segments[-1].start : problem.segments[-1].end]
-        assert f" {problem.answer} " in final_text
-        # Every arithmetic statement anywhere in the trace is true (detours are irrelevant, not wrong).
-        for a, op, b, result in re.findall(r"(\d+) (plus|minus|times) (\d+) is (\d+)", problem.reasoning):
-            expected = {"plus": int(a) + int(b), "minus": int(a) - int(b), "times": int(a) * int(b)}[op]
-            assert expected == int(result), problem.reasoning
-        # The last necessary step computes the answer.
-        last_necessary = max(index for index, role in enumerate(roles) if role == "necessary")
-        last_step = problem.reasoning[problem.segments[last_necessary].start :]
-        assert re.search(rf"is {problem.answer}\.", last_step)
+        # One source (the last step), one step segment per arithmetic step.
+        assert roles.count(SOURCE) == 1 and roles.count(SOURCE) + roles.count(UPSTREAM) == problem.n_steps
+        assert sum(_source_values(problem)) == int(problem.answer)
+        for a, op, b, result in re.findall(r"(\d+) (plus|minus) (\d+) is (\d+)", problem.reasoning):
+            assert {"plus": int(a) + int(b), "minus": int(a) - int(b)}[op] == int(result), problem.reasoning
     assert seen_roles == set(ROLES)
 
 
-def test_distractor_spans_are_character_exact_and_irrelevant_to_the_answer():
-    problems = generate_problems(200, seed=4, split="train", **OPTIONS)
+def test_consumed_values_are_written_once_and_only_decoys_carry_the_answer():
+    """The causal design: the value the answer consumes appears in its source segment and nowhere else in
+    the trace (no final restatement, no filler) but in decoys, which reach it by another computation."""
+    problems = generate_problems(400, seed=3, split="train", **OPTIONS)
+    for problem in problems:
+        consumed = set(_source_values(problem))
+        answer = int(problem.answer)
+        for role, text in _segment_texts(problem):
+            numbers = {int(number) for number in NUMBER.findall(text)}
+            if role in FILLER or role == "final":
+                assert not numbers & (consumed | {answer}), (role, text, problem.reasoning)
+            if role == DECOY:
+                # It carries the answer's value, but not by the source step's own computation.
+                assert answer in numbers
+                source = next(t for r, t in _segment_texts(problem) if r == SOURCE)
+                assert re.search(r"\d+ (?:plus|minus) \d+", text).group(0) not in source
+        # After its source segment, no later segment writes an owner's consumed value.
+        texts = _segment_texts(problem)
+        for index, (role, text) in enumerate(texts):
+            if role == SOURCE:
+                value = int(re.search(r"is (\d+), the last step", text).group(1))
+                later = " ".join(t for later_role, t in texts[index + 1 :] if later_role != DECOY)
+                assert value not in {int(n) for n in NUMBER.findall(later)}, problem.reasoning
+    decoys = sum(problem.decoy for problem in problems)
+    assert 0.1 < decoys / len(problems) < 0.35
+    assert all((DECOY in [s.role for s in p.segments]) == p.decoy for p in problems)
+
+
+def test_filler_is_a_large_share_of_the_trace():
+    problems = generate_problems(300, seed=6, split="train", **OPTIONS)
+    filler = sum(s.end - s.start for p in problems for s in p.segments if s.role in (*FILLER, DECOY))
+    assert filler / sum(len(p.reasoning) for p in problems) > 0.3
+
+
+def test_distractors_are_another_owners_action_that_the_trace_never_mentions():
+    problems = generate_problems(300, seed=4, split="train", **OPTIONS)
     with_distractor = [p for p in problems if p.distractors]
     assert 0.3 < len(with_distractor) / len(problems) < 0.7
     for problem in with_distractor:
         (distractor,) = problem.distractors
         assert problem.question[distractor.start : distractor.end] == distractor.text
-        assert " also has " in distractor.text
-        # Removing the distractor leaves a well-formed question.
-        pruned = problem.question[: distractor.start] + problem.question[distractor.end :].lstrip()
-        assert pruned.endswith("now?") and "also has" not in pruned
+        owner = problem.question.split()[0]
+        other = distractor.text.split()[1]
+        assert distractor.text.startswith(" Then ") and other != owner and other not in problem.reasoning
+        # Deleting the span leaves a well-formed question with single spaces.
+        pruned = delete_spans(problem.question, [(distractor.start, distractor.end)])
+        assert "  " not in pruned and other not in pruned and pruned.endswith(f"does {owner} have now?")
+        # The all-relevant form makes the action the owner's own: one more step, and an answer that follows it.
+        relevant = problem.all_relevant
+        assert relevant.question == problem.question.replace(f"Then {other} ", f"Then {owner} ")
+        assert len(re.findall(r"\d+ (?:plus|minus) \d+ is \d+(?:\.|, the last step)", relevant.reasoning)) >= problem.n_steps + 1
+        assert re.search(rf"is {relevant.answer}, the last step", relevant.reasoning)
+    assert all(p.all_relevant is None for p in problems if not p.distractors)
 
 
 def test_values_stay_in_range():
     for problem in generate_problems(300, seed=5, split="train", **OPTIONS):
-        numbers = [int(n) for n in re.findall(r"\d+", problem.reasoning)]
-        assert min(numbers) >= 0
-        assert 0 <= int(problem.answer) <= OPTIONS["max_value"]
+        numbers = [int(n) for n in NUMBER.findall(problem.reasoning)]
+        assert min(numbers) >= 0 and max(numbers) <= OPTIONS["max_value"] + 9  # detours may step past it
+        assert 1 <= int(problem.answer) <= OPTIONS["max_value"]
 
 
 def test_world_splits_are_deterministic_and_heldout_questions_are_unseen(tmp_path):
@@ -83,9 +130,16 @@ def test_world_splits_are_deterministic_and_heldout_questions_are_unseen(tmp_pat
         tables.problems.loc[tables.problems["split"] == "traces", "trace_id"]
     )
     assert set(tables.segments["trace_id"]) == set(tables.problems["trace_id"])
+    # Problems without a distractor are their own all-relevant form.
+    plain = tables.problems[~tables.problems["has_distractor"]]
+    assert (plain["question_all_relevant"] == plain["question"]).all() and (plain["answer_all_relevant"] == plain["answer"]).all()
 
 
-def test_too_small_a_world_fails_with_a_clear_message():
+def test_too_small_a_world_fails_with_a_clear_message(monkeypatch):
+    from tracesieve.world import problems
+
+    monkeypatch.setattr(problems, "NAMES", ("Tom", "Ann"))
+    monkeypatch.setattr(problems, "ITEMS", ("apples",))
     config = WorldConfig(n_train=1, n_traces=1, n_eval=6000, problems={"min_steps": 1, "max_steps": 1, "max_value": 10, "distractor_rate": 0})
     with pytest.raises(ValueError, match="too small"):
         generate_world(config)

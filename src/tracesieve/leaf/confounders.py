@@ -5,6 +5,10 @@ pruned; numpy's linear interpolation). Whitespace-only tokens are never pruned a
 threshold never flag more than ``max_share`` of an example's prunable tokens: the lowest deltas win, then
 the earliest positions. Consecutive confounders form one span; span pruning (the paper's default) makes one
 counterfactual per span, collective pruning one counterfactual without all of them.
+
+The authors' code thresholds differently (``threshold="authors"``, offered beside the quantile rule):
+the threshold is ``sorted(delta)[int(q * n)]`` over the prunable tokens, capped at a delta of 0.5, and a
+token containing a backslash (a LaTeX command) is never pruned.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 PRUNING_MODES = ("span", "collective")
+THRESHOLD_RULES = ("quantile", "authors")
+AUTHORS_DELTA_CAP = 0.5  # the authors' code never flags a token whose normalised delta exceeds this
 
 
 def prunable_tokens(texts: Sequence[str]) -> np.ndarray:
@@ -22,15 +28,29 @@ def prunable_tokens(texts: Sequence[str]) -> np.ndarray:
     return np.array([bool(text.strip()) for text in texts], dtype=bool)
 
 
-def confounder_flags(delta: np.ndarray, prunable: np.ndarray, quantile: float, *, max_share: float = 0.5) -> np.ndarray:
-    """Which tokens are confounders: prunable, with delta at or below the q-quantile of the prunable deltas."""
+def authors_prunable_tokens(texts: Sequence[str]) -> np.ndarray:
+    """The authors' prunable tokens: not whitespace-only, and without a backslash."""
+    return prunable_tokens(texts) & np.array(["\\" not in text for text in texts], dtype=bool)
+
+
+def confounder_flags(
+    delta: np.ndarray, prunable: np.ndarray, quantile: float, *, max_share: float = 0.5, rule: str = "quantile"
+) -> np.ndarray:
+    """Which tokens are confounders: prunable, with delta at or below the threshold of ``rule`` over the
+    prunable deltas (``quantile``: numpy's q-quantile; ``authors``: ``sorted(delta)[int(q * n)]``, at most 0.5)."""
     if not 0 < quantile <= 0.5:
         raise ValueError(f"quantile must be in (0, 0.5], got {quantile}")
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}, got {rule!r}")
     delta, prunable = np.asarray(delta, dtype=np.float64), np.asarray(prunable, dtype=bool)
     flags = np.zeros(len(delta), dtype=bool)
     if not prunable.any():
         return flags
-    threshold = np.quantile(delta[prunable], quantile)
+    if rule == "authors":
+        ranked = np.sort(delta[prunable])
+        threshold = min(ranked[int(quantile * len(ranked))], AUTHORS_DELTA_CAP)
+    else:
+        threshold = np.quantile(delta[prunable], quantile)
     flags = prunable & (delta <= threshold)
     limit = max(1, int(max_share * prunable.sum()))
     if flags.sum() > limit:
@@ -64,13 +84,15 @@ def counterfactual_span_sets(spans: Sequence[tuple[int, int]], mode: str) -> lis
     raise ValueError(f"pruning mode must be one of {PRUNING_MODES}, got {mode!r}")
 
 
-def flag_confounders(scores: pd.DataFrame, quantile: float, *, max_share: float = 0.5) -> pd.DataFrame:
-    """The gradient comparison table with ``prunable`` and ``confounder`` columns, per example."""
+def flag_confounders(scores: pd.DataFrame, quantile: float, *, max_share: float = 0.5, rule: str = "quantile") -> pd.DataFrame:
+    """The gradient comparison table with ``prunable`` and ``confounder`` columns, per example, thresholded
+    by ``rule`` (``THRESHOLD_RULES``)."""
     flagged = []
     for _trace_id, tokens in scores.groupby("trace_id", sort=False):
         tokens = tokens.sort_values("token_index")
-        prunable = prunable_tokens(tokens["text"].tolist())
-        flags = confounder_flags(tokens["delta"].to_numpy(), prunable, quantile, max_share=max_share)
+        texts = tokens["text"].tolist()
+        prunable = authors_prunable_tokens(texts) if rule == "authors" else prunable_tokens(texts)
+        flags = confounder_flags(tokens["delta"].to_numpy(), prunable, quantile, max_share=max_share, rule=rule)
         flagged.append(tokens.assign(prunable=prunable, confounder=flags))
     columns = [*scores.columns, "prunable", "confounder"]
     return pd.concat(flagged, ignore_index=True) if flagged else pd.DataFrame(columns=columns)

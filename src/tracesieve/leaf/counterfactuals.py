@@ -23,7 +23,7 @@ def build_counterfactuals(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The gradient table with its confounders flagged, and the counterfactuals (``COUNTERFACTUAL_COLUMNS``):
     the spans each one deletes, relative to the analysed text, with the removed, original and pruned texts."""
-    confounders = flag_confounders(leaf_gradients, config.quantile)
+    confounders = flag_confounders(leaf_gradients, config.quantile, rule=config.threshold)
     analysed = traces[traces["trace_id"].isin(confounders["trace_id"])]
     examples = leaf_examples(analysed, tokenizer, level=config.level, response_prefix_share=config.response_prefix_share)
     answers = dict(zip(traces["trace_id"], traces["answer"].astype(str), strict=True))

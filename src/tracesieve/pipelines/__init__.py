@@ -19,7 +19,7 @@ from kedro.config import AbstractConfigLoader
 from kedro.framework.project import settings
 from kedro.utils import find_kedro_project
 
-from tracesieve.config import FineTuningConfig
+from tracesieve.config import DEFAULT_VARIANT_STRATEGIES, FineTuningConfig
 
 _run_config_loader: AbstractConfigLoader | None = None
 
@@ -53,6 +53,13 @@ def configured_variants() -> tuple[str, ...]:
     if isinstance(variants, str) or not all(isinstance(variant, str) for variant in variants):
         raise ValueError(f"fine_tuning.variants must be a list of variant names, got {variants!r}")
     return tuple(variants)
+
+
+def configured_strategy(variant: str) -> str | None:
+    """The selection strategy ``fine_tuning.strategies.<variant>`` of the run (the schema's default where the
+    run's parameters do not say): it decides which selection table the variant's namespace reads."""
+    strategies = {**DEFAULT_VARIANT_STRATEGIES, **(run_parameters().get("fine_tuning", {}).get("strategies") or {})}
+    return strategies.get(variant)
 
 
 def default_pipeline_name() -> str | None:

@@ -14,7 +14,9 @@ SPLITS = ("train", "traces", "eval")
 
 @dataclass(frozen=True)
 class WorldTables:
-    problems: pd.DataFrame  # trace_id, split, question, reasoning, answer, n_steps, n_segments, has_distractor
+    # trace_id, split, question, reasoning, answer, n_steps, n_segments, has_distractor, decoy, and the
+    # all-relevant form (question_all_relevant, reasoning_all_relevant, answer_all_relevant)
+    problems: pd.DataFrame
     segments: pd.DataFrame  # trace_id, segment_index, start, end, role (character spans of the reasoning)
     distractors: pd.DataFrame  # trace_id, start, end, text (character spans of the question)
     trace_records: list[dict]  # the "traces" split in the world's own record format
@@ -40,18 +42,16 @@ def _draw_unique(n: int, *, seed: int, split: str, exclude: set[str], config: Wo
                 "raise problems.max_value or problems.max_steps, or lower the split sizes."
             )
     # Ids follow the final order, whatever round a problem came from.
-    return [
-        WorldProblem(
-            trace_id=f"world-{split}-{index:05d}",
-            question=problem.question,
-            reasoning=problem.reasoning,
-            answer=problem.answer,
-            segments=problem.segments,
-            distractors=problem.distractors,
-            n_steps=problem.n_steps,
-        )
-        for index, problem in enumerate(chosen)
-    ]
+    return [problem.renamed(f"world-{split}-{index:05d}") for index, problem in enumerate(chosen)]
+
+
+def _all_relevant_columns(problem: WorldProblem) -> dict[str, str]:
+    relevant = problem.all_relevant or problem  # without a distractor the problem is its own all-relevant form
+    return {
+        "question_all_relevant": relevant.question,
+        "reasoning_all_relevant": relevant.reasoning,
+        "answer_all_relevant": relevant.answer,
+    }
 
 
 def generate_world(config: WorldConfig) -> WorldTables:
@@ -79,6 +79,8 @@ def generate_world(config: WorldConfig) -> WorldTables:
                     "n_steps": problem.n_steps,
                     "n_segments": len(problem.segments),
                     "has_distractor": bool(problem.distractors),
+                    "decoy": problem.decoy,
+                    **_all_relevant_columns(problem),
                 }
             )
             segments.extend(

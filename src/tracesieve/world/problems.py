@@ -1,19 +1,32 @@
-"""Synthetic multi-step arithmetic problems with long reasoning traces whose segments have planted roles.
+"""The embedded world: arithmetic stories whose reasoning traces have planted segment roles that are causal
+for a model reading them teacher-forced (issue 15).
 
-Every trace is a sequence of segments, each with a known role:
+A problem follows one owner's count of an item through a chain of actions ("Tom has 7 apples. Then Tom buys
+3 more. Then Tom loses 2. How many apples does Tom have now?"); the trace works it out step by step and the
+answer is the last step's result. Roles:
 
-- ``necessary``: one arithmetic step of the solution chain;
-- ``check``: a reflective re-check of the step just made (correct, but adds nothing new);
-- ``restatement``: repeats a quantity already known;
-- ``detour``: an abandoned side computation (often on a distractor quantity);
-- ``final``: states the final answer.
+- ``source``: the last step. It writes the value the answer consumes, and that value is written nowhere
+  else: not in an earlier step (no start, amount or intermediate count equals it), not in the final
+  segment, not in filler. Delete it and a teacher-forced model has to redo the step inside the answer.
+- ``upstream``: an earlier step; it feeds the next step, not the answer, so under teacher forcing (the next
+  step restates its result) answer-IG is blind to it by construction. Reported apart.
+- ``check``, ``restatement``, ``detour``: filler. Numbers of the same kind and size, never the answer's
+  value. A check re-verifies an upstream step or re-reads the question, a restatement repeats the start,
+  a detour tries an operation the question does not make and drops it: a model that imitates detours
+  learns to write wrong intermediate counts into its own trace.
+- ``decoy``: filler (a detour) whose result is the answer's value, reached by another computation: it
+  separates attribution from string matching (a decoy trace has ``decoy`` set).
+- ``final``: closes the trace without restating any number.
 
 Segments after the first start with ``"\\n\\n" + keyword`` where the keyword is one the paper's segmenter
 splits on, so the paper's reflection-keyword split recovers the planted segments exactly. Keywords are
-shared between roles on purpose: the keyword alone must not give the role away.
+shared between roles on purpose: the keyword alone does not give the role away.
 
-Prompts may carry distractor sentences (irrelevant quantities) whose character spans are recorded, for
-LeaF's confounder analysis.
+A distractor is the same kind of action by another owner, whom the question does not ask about (GSM-IC
+style: "Then Sam buys 4 more."), one character span of the question; the reference trace never mentions
+it. Each problem also carries its ``all_relevant`` form, in which that action is the owner's own (question,
+trace and answer): LeaF's base student warms up on it, so that such sentences were always relevant to it
+and a distractor really misleads it.
 """
 
 from __future__ import annotations
@@ -21,21 +34,23 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-ROLES = ("necessary", "check", "restatement", "detour", "final")
+ROLES = ("source", "upstream", "check", "restatement", "detour", "decoy", "final")
+SOURCE, UPSTREAM, FINAL, DECOY = "source", "upstream", "final", "decoy"
+FILLER = ("check", "restatement", "detour")  # what a trace could lose without changing its answer
 
 NAMES = ("Tom", "Ann", "Ben", "Lucy", "Sam", "Mia", "Leo", "Eva", "Max", "Zoe")
 ITEMS = ("apples", "coins", "cards", "books", "pens", "stamps", "shells", "marbles")
-OTHER_ITEMS = ("cats", "chairs", "lamps", "boats", "hats", "kites")
 
 # Openers of segments after the first; each begins with a reflection keyword of the paper's regex.
-STEP_OPENERS = ("Going back to the question:", "Wait, there is more:", "However, the story goes on:")
-CHECK_OPENERS = ("Wait, let me check:", "But wait, is that right?", "But just to be sure:")
-RESTATEMENT_OPENERS = ("Another way to say it:", "Going back over it:", "Trace back:")
+STEP_OPENERS = ("Going back,", "Wait, next:", "However,")
+CHECK_OPENERS = ("Wait, check:", "But wait,", "But just to be sure:")
+RESTATEMENT_OPENERS = ("Another way:", "Going back,", "Trace back:")
 DETOUR_OPENERS = ("Alternatively,", "But alternatively,", "Not sure, but maybe", "Backtrack:")
-FINAL_OPENERS = ("But just to finish:", "Another look at the end:")
-# Each change in a question opens with an ordinal marker, so the order of the steps is stated in words
-# rather than left to counting sentences (which a model of a few hundred thousand parameters cannot do).
-ORDINALS = {1: ("Then",), 2: ("First", "Last"), 3: ("First", "Then", "Last"), 4: ("First", "Then", "Next", "Last")}
+FINAL_OPENERS = ("But just to finish:", "Another look:")
+
+# (verb phrase in the question, verb phrase in the trace, sign)
+ACTIONS = (("buys {a} more", "buys {a} more", +1), ("finds {a} more", "finds {a} more", +1),
+           ("gives away {a}", "gives away {a}", -1), ("loses {a}", "loses {a}", -1))
 
 
 @dataclass(frozen=True)
@@ -49,11 +64,20 @@ class Segment:
 
 @dataclass(frozen=True)
 class Distractor:
-    """A planted distractor sentence: character span ``[start, end)`` in the question."""
+    """A planted distractor: character span ``[start, end)`` in the question."""
 
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class AllRelevant:
+    """The problem with its distractor owner asked about too: what the misled student warms up on."""
+
+    question: str
+    reasoning: str
+    answer: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +90,9 @@ class WorldProblem:
     answer: str
     segments: tuple[Segment, ...]
     distractors: tuple[Distractor, ...]
-    n_steps: int
+    n_steps: int  # arithmetic steps of the asked owners
+    decoy: bool = False
+    all_relevant: AllRelevant | None = None  # None: no distractor, the problem is its own all-relevant form
 
     def to_record(self) -> dict:
         """The world's own JSON record format (what the ingestion pipeline reads back)."""
@@ -80,14 +106,24 @@ class WorldProblem:
             "n_steps": self.n_steps,
         }
 
+    def renamed(self, trace_id: str) -> WorldProblem:
+        return WorldProblem(trace_id, self.question, self.reasoning, self.answer, self.segments, self.distractors,
+                            self.n_steps, self.decoy, self.all_relevant)
+
 
 @dataclass(frozen=True)
 class _Step:
-    op: str  # "add", "sub" or "double"
-    amount: int
+    owner: str
     before: int
+    amount: int
     after: int
-    sentence: str  # the question's sentence for this step
+    question_phrase: str
+    trace_phrase: str
+
+    @property
+    def arithmetic(self) -> str:
+        word = "plus" if self.after > self.before else "minus"
+        return f"{self.before} {word} {self.amount} is {self.after}"
 
 
 @dataclass
@@ -107,69 +143,125 @@ class _TraceBuilder:
         return "".join(self.parts)
 
 
-def _choose_steps(rng: random.Random, start: int, n_steps: int, max_value: int, item: str) -> list[_Step]:
-    steps: list[_Step] = []
-    value = start
-    for marker in ORDINALS[n_steps]:
-        ops = []
-        if value <= max_value - 2:
-            ops.append("add")
-        if value >= 2:
-            ops.append("sub")
-        if 2 <= value <= max_value // 2:
-            ops.append("double")
-        op = rng.choice(ops)
-        if op == "add":
-            amount = rng.randint(2, min(9, max_value - value))
-            after = value + amount
-            sentence = rng.choice((f"{marker}, they buy {amount} more {item}.", f"{marker}, they find {amount} more {item}."))
-        elif op == "sub":
-            amount = rng.randint(2, min(9, value))
-            after = value - amount
-            sentence = rng.choice((f"{marker}, they give away {amount} {item}.", f"{marker}, they lose {amount} {item}."))
-        else:
-            amount = 2
-            after = value * 2
-            sentence = f"{marker}, the number of {item} doubles."
-        steps.append(_Step(op, amount, value, after, sentence))
+def _steps(name: str, start: int, actions: list[tuple[int, int, str, str]], max_value: int) -> tuple[_Step, ...] | None:
+    """The chain of ``actions`` (sign, amount, question phrase, trace phrase) from ``start``; None when a
+    count would leave 1..max_value."""
+    steps, value = [], start
+    for sign, amount, question_phrase, trace_phrase in actions:
+        after = value + sign * amount
+        if not 1 <= after <= max_value:
+            return None
+        steps.append(_Step(name, value, amount, after, question_phrase, trace_phrase))
         value = after
-    return steps
+    return tuple(steps)
 
 
-def _arithmetic(step: _Step) -> str:
-    if step.op == "add":
-        return f"{step.before} plus {step.amount} is {step.after}."
-    if step.op == "sub":
-        return f"{step.before} minus {step.amount} is {step.after}."
-    return f"{step.before} times 2 is {step.after}."
+def _draw_action(rng: random.Random, value: int, max_value: int) -> tuple[int, int, str, str]:
+    # Only actions that keep the count in 1..max_value, with amounts of at least 2.
+    actions = [action for action in ACTIONS if (action[2] > 0 and value <= max_value - 2) or (action[2] < 0 and value >= 3)]
+    question_phrase, trace_phrase, sign = rng.choice(actions)
+    amount = rng.randint(2, min(9, max_value - value)) if sign > 0 else rng.randint(2, min(9, value - 1))
+    return sign, amount, question_phrase.format(a=amount), trace_phrase.format(a=amount)
 
 
-def _inverse_check(step: _Step) -> str:
-    if step.op == "add":
-        return f"{step.after} minus {step.amount} is {step.before}, so {step.after} is right."
-    if step.op == "sub":
-        return f"{step.after} plus {step.amount} is {step.before}, so {step.after} is right."
-    return f"{step.before} plus {step.before} is {step.after}, so {step.after} is right."
+def _draw_owner(rng: random.Random, name: str, n_steps: int, max_value: int) -> tuple[int, list[tuple[int, int, str, str]]]:
+    value = start = rng.randint(2, max_value // 2)
+    actions = []
+    for _ in range(n_steps):
+        actions.append(_draw_action(rng, value, max_value))
+        value += actions[-1][0] * actions[-1][1]
+    return start, actions
 
 
-def _detour(rng: random.Random, value: int, distractor_amount: int | None, other_item: str | None, max_value: int) -> str:
-    opener = rng.choice(DETOUR_OPENERS)
-    if distractor_amount is not None and value + distractor_amount <= max_value and rng.random() < 0.6:
-        total = value + distractor_amount
-        return (
-            f"{opener} the {distractor_amount} {other_item} matter: {value} plus {distractor_amount} is {total}. "
-            f"No, the {other_item} are not part of the question, so I drop this."
-        )
-    if 2 <= value <= max_value // 2:
-        return (
-            f"{opener} the number doubles again: {value} times 2 is {value * 2}. "
-            "No, the question does not say that, so I drop this."
-        )
-    amount = rng.randint(1, min(9, value)) if value > 0 else 0
-    return (
-        f"{opener} some are lost again: {value} minus {amount} is {value - amount}. "
-        "No, the question does not say that, so I drop this."
-    )
+def _causal(start: int, steps: tuple[_Step, ...]) -> bool:
+    """Whether the answer (the last step's result) appears in the steps only as that result: no start,
+    amount or upstream count equals it, so no step restates what the answer reads from the source step."""
+    answer = steps[-1].after
+    return answer not in {start, *(step.amount for step in steps), *(step.after for step in steps[:-1])}
+
+
+def _numbers_ok(numbers: list[int], forbidden: set[int], max_number: int) -> bool:
+    return all(0 <= number <= max_number and number not in forbidden for number in numbers)
+
+
+def _check(rng: random.Random, step: _Step, is_source: bool, forbidden: set[int], max_number: int) -> str | None:
+    """A re-check that adds nothing: the inverse of an upstream step, or a re-reading of the question's
+    amount for the source step (its result is consumed, so a check of it would restate it)."""
+    opener = rng.choice(CHECK_OPENERS)
+    if not is_source:
+        inverse = "minus" if step.after > step.before else "plus"
+        if _numbers_ok([step.after, step.amount, step.before], forbidden, max_number):
+            return f"{opener} {step.after} {inverse} {step.amount} is {step.before}."
+    if _numbers_ok([step.amount], forbidden, max_number):
+        return f"{opener} {step.owner} {step.trace_phrase}, as said."
+    return None
+
+
+def _restatement(rng: random.Random, name: str, start: int, forbidden: set[int], max_number: int) -> str | None:
+    if _numbers_ok([start], forbidden, max_number):
+        return f"{rng.choice(RESTATEMENT_OPENERS)} {name} started with {start}."
+    return None
+
+
+def _detour(
+    rng: random.Random, step: _Step, forbidden: set[int], max_number: int, *, result: int | None = None, avoid: frozenset[int] = frozenset()
+) -> str | None:
+    """An operation the question does not make, tried on the step's input and dropped. ``result`` forces
+    the detour's outcome: a decoy carries the answer's value, reached in one jump from a number that is no
+    step's input (``avoid``): from the source step's input it would be the source step itself."""
+    base = step.before
+    if result is not None:
+        base = rng.choice([n for n in range(1, max_number) if n not in avoid | {result}])
+    if result is None:
+        for _ in range(10):
+            amount, sign = rng.randint(2, 9), rng.choice((+1, -1))
+            if _numbers_ok([base, amount, base + sign * amount], forbidden, max_number):
+                break
+        else:
+            return None
+    else:
+        amount, sign = abs(result - base), (+1 if result >= base else -1)
+        if amount < 1 or not _numbers_ok([base, amount], forbidden, max_number):
+            return None
+    word, action = ("plus", f"finds {amount} more") if sign > 0 else ("minus", f"loses {amount}")
+    return f"{rng.choice(DETOUR_OPENERS)} {step.owner} {action}: {base} {word} {amount} is {base + sign * amount}. No, drop that."
+
+
+def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_Step, ...], rates: dict, max_number: int,
+           *, decoy: bool) -> tuple[str, tuple[Segment, ...], bool]:
+    """The reasoning over the chain; returns text, planted segments, whether a decoy was planted."""
+    answer = steps[-1].after
+    forbidden = {answer}
+    trace = _TraceBuilder()
+    decoy_at = rng.randrange(len(steps)) if decoy else -1
+    planted_decoy = False
+    for index, step in enumerate(steps):
+        is_source = index == len(steps) - 1
+        if index == 0:
+            body = f"{name} has {start} {item} and {step.trace_phrase}: {step.arithmetic}."
+        else:
+            body = f"{rng.choice(STEP_OPENERS)} then {name} {step.trace_phrase}: {step.arithmetic}."
+        if is_source:
+            body = body[:-1] + ", the last step."
+        trace.add(body, SOURCE if is_source else UPSTREAM)
+        fillers: list[tuple[str | None, str]] = []
+        if rng.random() < rates["check_rate"]:
+            fillers.append((_check(rng, step, is_source, forbidden, max_number), "check"))
+        if rng.random() < rates["restatement_rate"]:
+            fillers.append((_restatement(rng, name, start, forbidden, max_number), "restatement"))
+        if rng.random() < rates["detour_rate"]:
+            fillers.append((_detour(rng, step, forbidden, max_number), "detour"))
+        if index == decoy_at:
+            text = _detour(rng, step, forbidden, max_number, result=answer, avoid=frozenset(s.before for s in steps))
+            if text is not None:
+                fillers.append((text, DECOY))
+                planted_decoy = True
+        rng.shuffle(fillers)
+        for text, role in fillers:
+            if text is not None:
+                trace.add(text, role)
+    trace.add(f"{rng.choice(FINAL_OPENERS)} nothing else happens to {name}.", FINAL)
+    return trace.text(), tuple(trace.segments), planted_decoy
 
 
 def generate_problem(
@@ -183,56 +275,54 @@ def generate_problem(
     check_rate: float,
     restatement_rate: float,
     detour_rate: float,
+    decoy_rate: float = 0.0,
 ) -> WorldProblem:
-    """Draw one problem, its question with optional distractor, and its trace with planted roles."""
-    name = rng.choice(NAMES)
+    """Draw one problem: an owner's chain of ``min_steps``..``max_steps`` actions, an optional distractor
+    action of another owner, the trace with planted roles, and the all-relevant form."""
     item = rng.choice(ITEMS)
+    name, other = rng.sample(NAMES, 2)
     n_steps = rng.randint(min_steps, max_steps)
-    start = rng.randint(2, max_value // 2)
-    steps = _choose_steps(rng, start, n_steps, max_value, item)
-
-    sentences = [f"{name} has {start} {item}."] + [step.sentence for step in steps]
-    distractor_amount: int | None = None
-    other_item: str | None = None
-    distractor_index = -1
+    while True:  # a few rounds in practice: most draws are causal
+        start, actions = _draw_owner(rng, name, n_steps, max_value)
+        steps = _steps(name, start, actions, max_value)
+        if _causal(start, steps):
+            break
+    sentences = [f"{name} has {start} {item}."] + [f"Then {name} {step.question_phrase}." for step in steps]
+    distractors: tuple[Distractor, ...] = ()
+    all_relevant = None
+    relevant_rng = random.Random(rng.random())  # its own stream: the reference trace is the same with or without it
+    rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate}
+    max_number = max_value + 9  # detours may step past max_value
     if rng.random() < distractor_rate:
-        distractor_amount = rng.randint(2, 9)
-        other_item = rng.choice(OTHER_ITEMS)
-        distractor_index = rng.randint(1, len(sentences))
-        sentences.insert(distractor_index, f"{name} also has {distractor_amount} {other_item}.")
-    sentences.append(f"How many {item} does {name} have now?")
-
-    question = ""
-    distractors: list[Distractor] = []
-    for index, sentence in enumerate(sentences):
-        if question:
-            question += " "
-        if index == distractor_index:
-            distractors.append(Distractor(len(question), len(question) + len(sentence), sentence))
-        question += sentence
-
-    trace = _TraceBuilder()
-    trace.add(f"{name} starts with {start} {item}.", "necessary")
-    for step_index, step in enumerate(steps):
-        # The step quotes its question sentence token for token, so a small model can copy it.
-        trace.add(f"{rng.choice(STEP_OPENERS)} {step.sentence} {_arithmetic(step)}", "necessary")
-        if rng.random() < check_rate:
-            trace.add(f"{rng.choice(CHECK_OPENERS)} {_inverse_check(step)}", "check")
-        if step_index < len(steps) - 1 and rng.random() < restatement_rate:
-            trace.add(f"{rng.choice(RESTATEMENT_OPENERS)} {name} now has {step.after} {item}.", "restatement")
-        if rng.random() < detour_rate:
-            trace.add(_detour(rng, step.after, distractor_amount, other_item, max_value), "detour")
-    answer = steps[-1].after
-    trace.add(f"{rng.choice(FINAL_OPENERS)} {name} has {answer} {item} in the end.", "final")
-
+        # The same kind of action by another owner, between two of the owner's sentences; in the all-relevant
+        # form it is the owner's own action, a step of the chain.
+        while True:
+            position = rng.randint(0, n_steps)  # before step `position` (n_steps: after the last)
+            before = steps[position - 1].after if position else start
+            action = _draw_action(rng, before, max_value)
+            relevant_steps = _steps(name, start, actions[:position] + [action] + actions[position:], max_value)
+            if relevant_steps is not None and _causal(start, relevant_steps):
+                break
+        sentence = f"Then {other} {action[2]}."
+        cut = len(" ".join(sentences[: position + 1]))  # the span takes the space before the sentence
+        sentences.insert(position + 1, sentence)
+        relevant_sentences = sentences[: position + 1] + [f"Then {name} {action[2]}."] + sentences[position + 2 :]
+        relevant_question = " ".join(relevant_sentences) + f" How many {item} does {name} have now?"
+        relevant_reasoning, _, _ = _trace(relevant_rng, name, item, start, relevant_steps, rates, max_number, decoy=False)
+        all_relevant = AllRelevant(relevant_question, relevant_reasoning, str(relevant_steps[-1].after))
+        distractors = (Distractor(cut, cut + 1 + len(sentence), " " + sentence),)
+    question = " ".join(sentences) + f" How many {item} does {name} have now?"
+    reasoning, segments, planted_decoy = _trace(rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate)
     return WorldProblem(
         trace_id=trace_id,
         question=question,
-        reasoning=trace.text(),
-        answer=str(answer),
-        segments=tuple(trace.segments),
-        distractors=tuple(distractors),
+        reasoning=reasoning,
+        answer=str(steps[-1].after),
+        segments=segments,
+        distractors=distractors,
         n_steps=n_steps,
+        decoy=planted_decoy,
+        all_relevant=all_relevant,
     )
 
 

@@ -22,17 +22,40 @@ from tracesieve.training import encode_for_sft, train_causal_lm
 logger = logging.getLogger(__name__)
 
 
-def warmup_checkpoint_dir(config: WorldConfig, spec: ModelSpec, vocab_size: int) -> Path:
+ROLES = ("teacher", "student")
+
+
+def warmup_checkpoint_dir(config: WorldConfig, spec: ModelSpec, vocab_size: int, *, all_relevant: bool = False) -> Path:
     """A checkpoint folder keyed by everything that shapes the trained weights, so resuming is always safe."""
-    settings = {"world": config.model_dump(exclude={"teacher", "student", "n_eval", "n_sample_traces"}), "spec": spec.model_dump(), "vocab": vocab_size}
+    settings = {
+        "world": config.model_dump(exclude={"teacher", "student", "n_eval", "n_sample_traces", "student_warmup"}),
+        "spec": spec.model_dump(),
+        "vocab": vocab_size,
+    }
+    if all_relevant:  # absent otherwise, so that the teacher's key does not depend on the student's data
+        settings["data"] = "all_relevant"
     return Path(config.checkpoint_dir) / f"warmup-{content_key(settings, length=12)}"
 
 
-def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldConfig, spec: ModelSpec):
-    """Train a Llama from scratch on the full traces of the training split (prompt masked, EOS supervised);
-    returns (the model, its loss history, a summary: parameters, seconds, examples, loss)."""
-    set_seed(config.seed)
+def warmup_examples(world_problems: pd.DataFrame, config: WorldConfig, role: str) -> pd.DataFrame:
+    """The (question, reasoning, answer) rows one warm-up model trains on: the training split, in its
+    all-relevant form for the student when ``world.student_warmup`` says so."""
+    if role not in ROLES:
+        raise ValueError(f"unknown warm-up role {role!r}; expected one of {ROLES}")
     train = world_problems[world_problems["split"] == "train"]
+    if role == "student" and config.student_warmup == "all_relevant":
+        columns = {"question_all_relevant": "question", "reasoning_all_relevant": "reasoning", "answer_all_relevant": "answer"}
+        return train[list(columns)].rename(columns=columns)
+    return train[["question", "reasoning", "answer"]]
+
+
+def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldConfig, role: str):
+    """Train a Llama from scratch (``world.<role>`` says its size) on the full traces of the training split
+    (prompt masked, EOS supervised); returns (the model, its loss history, a summary: parameters, seconds,
+    examples, loss)."""
+    train = warmup_examples(world_problems, config, role)
+    spec: ModelSpec = getattr(config, role)
+    set_seed(config.seed)
     examples = [
         encode_for_sft(tokenizer, row.question, row.reasoning, row.answer) for row in train.itertuples(index=False)
     ]
@@ -57,7 +80,9 @@ def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldCon
     )
     started = time.perf_counter()
     model, history = train_causal_lm(
-        model, examples, training, output_dir=warmup_checkpoint_dir(config, spec, len(tokenizer)), pad_token_id=tokenizer.pad_token_id
+        model, examples, training, output_dir=warmup_checkpoint_dir(
+            config, spec, len(tokenizer), all_relevant=role == "student" and config.student_warmup == "all_relevant"
+        ), pad_token_id=tokenizer.pad_token_id
     )
     seconds = time.perf_counter() - started
     summary = {

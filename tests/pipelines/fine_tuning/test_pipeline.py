@@ -13,9 +13,12 @@ from tracesieve.selection import select_loss_segments
 
 def test_one_namespace_per_variant_from_the_same_base_model():
     pipeline = create_pipeline()
-    assert sorted(node.name for node in pipeline.nodes) == ["full_sft.train_variant", "random_sft.train_variant", "selective_sft.train_variant"]
+    variants = ["consistency_only", "full_sft", "oracle_sft", "random_sft", "selective_sft", "selective_sft_authors", "strength_only"]
+    assert sorted(node.name for node in pipeline.nodes) == [f"{variant}.train_variant" for variant in variants]
     for node in pipeline.nodes:
-        assert node.inputs == ["student.model", "tokenizer", "traces", "selections", "params:fine_tuning"]
+        # The oracle's masks come from the world's planted roles, every other strategy's from selection.
+        table = "oracle_selections" if node.namespace == "oracle_sft" else "selections"
+        assert node.inputs == ["student.model", "tokenizer", "traces", table, "params:fine_tuning"]
         variant = node.namespace
         assert node.outputs == [f"{variant}.model", f"{variant}.training_metrics", f"{variant}.training_log"]
 

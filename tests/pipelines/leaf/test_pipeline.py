@@ -26,5 +26,5 @@ def test_the_distractor_gate_runs_on_the_embedded_world_only():
     world = {node.name: node for node in create_pipeline().nodes}
     gate = world["measure_distractor_gate"]
     assert gate.inputs[:4] == ["leaf_student.generations", "teacher.heldout_generations", "eval_problems", "world_distractors"]
-    assert gate.outputs == ["distractor_gate_metrics"]
+    assert gate.outputs == ["distractor_gate_metrics", "distractor_gate"]  # MLflow's metrics, the report's figures
     assert "measure_distractor_gate" not in {node.name for node in create_pipeline(embedded_world=False).nodes}

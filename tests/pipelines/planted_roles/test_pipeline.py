@@ -1,32 +1,45 @@
-"""The planted_roles pipeline: attribution quality per planted role, and the label-validity gate."""
+"""The planted_roles pipeline: attribution quality per planted role, the oracle's masks and the world's gates."""
+
+import pandas as pd
 
 from tests.pipelines.conftest import run_pipeline
-from tests.world.test_roles import _tables
-from tracesieve.modeling import build_llama
+from tests.world.test_roles import ROLES, _generations, _tables
 from tracesieve.pipelines.planted_roles import create_pipeline
-from tracesieve.segmentation import segment_traces
-from tracesieve.config import SegmentationConfig
 
 
-def test_the_role_table_and_auroc_reach_the_catalog():
+def _scores(metrics, drops):
+    return pd.DataFrame({"trace_id": "t", "segment_index": metrics["segment_index"], "scorer": "occlusion", "score": drops})
+
+
+def test_the_role_table_and_every_scorers_auroc_reach_the_catalog():
     planted, metrics, selections = _tables()
     pipeline = create_pipeline().only_nodes("measure_planted_roles")
-    catalog = run_pipeline(pipeline, {"segment_metrics": metrics, "selections": selections, "world_segments": planted})
-    assert set(catalog.load("planted_role_table")["role"]) == {"necessary", "detour", "final"}
+    scores = _scores(metrics, [3.0, 0.0, 0.1, 0.2, 0.0, 2.0, 0.0])
+    catalog = run_pipeline(pipeline, {"segment_metrics": metrics, "selections": selections, "world_segments": planted, "segment_scores": scores})
+    assert set(catalog.load("planted_role_table")["role"]) == set(ROLES)
     quality = catalog.load("planted_role_metrics")
-    assert quality["auroc_strength_share_necessary_vs_filler"]["value"] == 1.0
-    assert "auroc_strength_share_necessary_vs_restatement" not in quality  # NaN: no restatement to compare with
+    assert quality["ig.within_trace_auroc"]["value"] == 1.0 and quality["occlusion.within_trace_auroc"]["value"] == 1.0
 
 
-def test_the_gate_scores_every_segment_by_occlusion_on_the_attribution_model(tiny_world):
-    traces, tokenizer, planted = tiny_world
-    model = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=512, seed=0)
-    segments = segment_traces(traces, tokenizer, SegmentationConfig())
+def test_the_label_validity_gate_reads_the_occlusion_scores():
+    planted, metrics, _ = _tables()
     pipeline = create_pipeline().only_nodes("measure_label_validity")
-    inputs = {"traces": traces, "teacher.model": model, "tokenizer": tokenizer, "segments": segments, "world_segments": planted}
+    inputs = {"segment_scores": _scores(metrics, [3.0, 0.0, 0.1, 0.2, 0.0, 2.0, 0.0]), "segments": metrics, "world_segments": planted}
     catalog = run_pipeline(pipeline, inputs)
-    table = catalog.load("label_validity")
-    assert len(table) == len(segments) and set(table["role"]) <= {"necessary", "check", "restatement", "detour", "final"}
+    assert catalog.load("label_validity")["role"].tolist() == ROLES
     gate = {name: entry["value"] for name, entry in catalog.load("gate_metrics").items()}
-    assert 0 <= gate["label_validity_auroc"] <= 1 and gate["label_validity_passed"] in (0.0, 1.0)
-    assert gate["label_validity_traces"] >= 1
+    assert gate["label_validity_auroc"] == 1.0 and gate["label_validity_passed"] == 1.0 and gate["label_validity_traces"] == 1
+
+
+def test_the_oracle_masks_and_the_headroom_gate_are_wired_for_the_default_variants():
+    planted, metrics, _ = _tables()
+    pipeline = create_pipeline()
+    assert {"select_oracle_segments", "measure_oracle_headroom"} <= {node.name for node in pipeline.nodes}  # conf/base trains both
+    catalog = run_pipeline(pipeline.only_nodes("select_oracle_segments"), {"segments": metrics, "world_segments": planted})
+    assert catalog.load("oracle_selections")["strategy"].tolist() == ["oracle"]
+    full = _generations([True, False] * 50, [100] * 100)
+    headroom = run_pipeline(
+        pipeline.only_nodes("measure_oracle_headroom"), {"oracle_sft.generations": _generations([True] * 100, [90] * 100), "full_sft.generations": full}
+    )
+    gate = {name: entry["value"] for name, entry in headroom.load("oracle_gate_metrics").items()}
+    assert gate["oracle_headroom_passed"] == 1.0 and gate["oracle_headroom_tokens"] == -10.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from tracesieve.pipelines.fine_tuning.nodes import fine_tuning_node
-from tracesieve.pipelines import configured_variants
+from tracesieve.pipelines import configured_strategy, configured_variants
+from tracesieve.world.roles import ORACLE_STRATEGY
 
 
 def create_variant_pipeline(variant: str) -> Pipeline:
@@ -22,13 +23,19 @@ def create_variant_pipeline(variant: str) -> Pipeline:
     )
 
 
+def selection_table(variant: str) -> str:
+    """The selection table a variant reads its loss masks from: the oracle's comes from the world's planted
+    roles (``planted_roles``, world runs only), every other strategy's from ``selection``."""
+    return "oracle_selections" if configured_strategy(variant) == ORACLE_STRATEGY else "selections"
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Pipeline(
                 create_variant_pipeline(variant),
                 namespace=variant,
-                inputs={"base_model": "student.model", "tokenizer": "tokenizer", "traces": "traces", "selections": "selections"},
+                inputs={"base_model": "student.model", "tokenizer": "tokenizer", "traces": "traces", "selections": selection_table(variant)},
                 parameters={"params:fine_tuning": "params:fine_tuning"},
             )
             for variant in configured_variants()

@@ -6,11 +6,11 @@ just ``tracesieve.pipelines.NAME``. Each new stage that consumes traces is added
 
 from kedro.pipeline import Pipeline
 
-from tracesieve.pipelines import attribution, evaluation, fine_tuning, ingestion, leaf, reporting, segmentation, selection
+from tracesieve.pipelines import attribution, evaluation, faithfulness, fine_tuning, ingestion, leaf, reporting, segmentation, selection
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    stages = [ingestion, attribution, segmentation, selection, fine_tuning, evaluation]
+    stages = [ingestion, attribution, segmentation, selection, faithfulness, fine_tuning, evaluation]
     pipelines = [stage.create_pipeline() for stage in stages]
     pipelines += [reporting.create_pipeline(embedded_world=False), leaf.create_pipeline(embedded_world=False)]
     # Summing merges the nodes stages share (the base model's evaluation); Pipeline([...]) would reject them.

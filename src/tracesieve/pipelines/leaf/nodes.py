@@ -87,8 +87,9 @@ def measure_distractor_gate(
     student_model,
     tokenizer,
     evaluation_config: EvaluationConfig,
-) -> dict:
-    """The world's distractor gate: does a distractor mislead LeaF's student (and not the teacher)?"""
+) -> tuple[dict, dict[str, float]]:
+    """The world's distractor gate: does a distractor mislead LeaF's student (and not the teacher)? For
+    MLflow, and as figures for the report."""
     gate = distractors.distractor_gate(
         leaf_student_generations, teacher_heldout_generations, eval_problems, world_distractors, student_model.to(resolve_device()), tokenizer,
         max_new_tokens=evaluation_config.max_new_tokens, batch_size=evaluation_config.batch_size,
@@ -99,7 +100,7 @@ def measure_distractor_gate(
         verdict, gate["distractor_effect"], gate["distractor_effect_ci_low"], gate["distractor_effect_ci_high"],
         distractors.DISTRACTOR_EFFECT_THRESHOLD, gate["distractor_effect_teacher"],
     )
-    return as_mlflow_metrics(gate)
+    return as_mlflow_metrics(gate), gate
 
 
 def distillation_node(variant: str):

@@ -119,7 +119,7 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
                     f"{LEAF_STUDENT}.generations", "teacher.heldout_generations", "eval_problems", "world_distractors",
                     f"{LEAF_STUDENT}.model", "leaf_tokenizer", "params:evaluation",
                 ],
-                outputs="distractor_gate_metrics",
+                outputs=["distractor_gate_metrics", "distractor_gate"],
                 name="measure_distractor_gate",
             )
         )

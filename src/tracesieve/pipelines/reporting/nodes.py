@@ -70,8 +70,14 @@ def write_summary_report(
     selections: pd.DataFrame,
     evaluation: EvaluationConfig,
     planted_role_table: pd.DataFrame | None = None,
+    label_validity_gate: dict[str, float] | None = None,
+    oracle_headroom_gate: dict[str, float] | None = None,
+    distractor_gate: dict[str, float] | None = None,
 ) -> str:
-    """The Markdown report: comparison and verdicts, selection budgets per strategy, planted roles, figures."""
+    """The Markdown report: the world's gates (embedded world), comparison and verdicts, selection budgets
+    per strategy, planted roles, figures."""
+    measured = [gate for gate in (label_validity_gate, oracle_headroom_gate, distractor_gate) if gate is not None]
+    gates = {name: value for gate in measured for name, value in gate.items()} if measured else None
     budgets = (
         selections.assign(token_share=selections["selected_tokens"] / selections["reasoning_tokens"].clip(lower=1))
         .groupby("strategy", as_index=False)
@@ -83,4 +89,5 @@ def write_summary_report(
         figures=FIGURES,
         selection_table=budgets,
         planted_roles=planted_role_table,
+        gates=gates,
     )

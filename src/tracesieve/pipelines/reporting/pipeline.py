@@ -6,11 +6,20 @@ from kedro.pipeline import Node, Pipeline
 
 from tracesieve.pipelines import configured_variants
 from tracesieve.pipelines.reporting.nodes import draw_figures, render_attribution_viewer, write_summary_report
+from tracesieve.world.roles import headroom_measured
 
 
-def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
-    """``embedded_world=False`` is the version for real traces, which have no planted roles."""
+def create_pipeline(embedded_world: bool = True, distractor_gate: bool = True, **kwargs) -> Pipeline:
+    """``embedded_world=False`` is the version for real traces, which have no planted roles and no gates;
+    ``distractor_gate=False`` for a world run without LeaF (which measures that gate)."""
     roles = {"world_segments": "world_segments"} if embedded_world else {}
+    gates = {}
+    if embedded_world:
+        gates["label_validity_gate"] = "label_validity_gate"
+        if headroom_measured(configured_variants()):
+            gates["oracle_headroom_gate"] = "oracle_headroom_gate"
+        if distractor_gate:
+            gates["distractor_gate"] = "distractor_gate"
     logs = {f"{variant}_training_log": f"{variant}.training_log" for variant in configured_variants()}
     return Pipeline(
         [
@@ -45,6 +54,7 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
                     "selections": "selections",
                     "evaluation": "params:evaluation",
                     **({"planted_role_table": "planted_role_table"} if embedded_world else {}),
+                    **gates,
                 },
                 outputs="summary_report",
                 name="write_summary_report",

@@ -10,6 +10,7 @@ from tracesieve.config import WorldConfig
 from tracesieve.metrics import as_mlflow_metrics, training_metrics
 from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, INSTRUCTION
 from tracesieve.world import warmup
+from tracesieve.world.problems import DECOY, FILLER
 from tracesieve.world.generate import generate_world, sample_traces_markdown
 from tracesieve.world.tokenizer import build_word_tokenizer
 
@@ -36,8 +37,12 @@ def export_eval_problems(world_problems: pd.DataFrame) -> pd.DataFrame:
 
 def build_world_tokenizer(world_problems: pd.DataFrame, config: WorldConfig):
     """A word-level tokenizer covering every word the world writes and every number it can produce."""
-    texts = [*world_problems["question"], *world_problems["reasoning"], INSTRUCTION, ANSWER_PREFIX + ANSWER_CLOSE]
-    # Detours may double or add a distractor to the largest value, so numbers go beyond max_value.
+    texts = [
+        *world_problems["question"], *world_problems["reasoning"],
+        *world_problems["question_all_relevant"], *world_problems["reasoning_all_relevant"],
+        INSTRUCTION, ANSWER_PREFIX + ANSWER_CLOSE,
+    ]
+    # Detours and decoys may step past max_value.
     return build_word_tokenizer(texts, numbers_up_to=2 * config.problems.max_value + 10)
 
 
@@ -47,7 +52,7 @@ def warmup_training_node(role: str):
 
     def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldConfig) -> tuple[Any, dict, dict[str, float]]:
         """Train a Llama from scratch on the full traces of the training split (prompt masked, EOS supervised)."""
-        model, history, summary = warmup.train_warmup_model(world_problems, tokenizer, config, getattr(config, role))
+        model, history, summary = warmup.train_warmup_model(world_problems, tokenizer, config, role)
         return model, training_metrics({}, history), summary
 
     return train_warmup_model
@@ -73,6 +78,13 @@ def summarize_world(
     lengths = [len(ids) for ids in tokenizer(list(world_problems["reasoning"]), add_special_tokens=False)["input_ids"]]
     metrics["reasoning_tokens_mean"] = float(sum(lengths) / len(lengths))
     metrics["reasoning_tokens_max"] = float(max(lengths))
+    metrics["decoy_trace_share"] = float(world_problems["decoy"].mean())
+    # The share of trace tokens that filler takes: what a model imitating full traces spends on it.
+    texts = world_segments.merge(world_problems[["trace_id", "reasoning"]], on="trace_id")
+    texts["text"] = [reasoning[start:end] for reasoning, start, end in zip(texts["reasoning"], texts["start"], texts["end"], strict=True)]
+    texts["n_tokens"] = [len(ids) for ids in tokenizer(list(texts["text"]), add_special_tokens=False)["input_ids"]]
+    tokens_by_role = texts.groupby("role")["n_tokens"].sum()
+    metrics["filler_token_share"] = float(tokens_by_role.reindex([*FILLER, DECOY]).fillna(0).sum() / tokens_by_role.sum())
     return as_mlflow_metrics(metrics)
 
 

@@ -1,0 +1,24 @@
+"""Wiring of the ``faithfulness`` pipeline: the scorers run on the attribution model, like IG."""
+
+from kedro.pipeline import Node, Pipeline
+
+from tracesieve.pipelines.faithfulness.nodes import measure_faithfulness, score_segments_by_every_scorer
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                score_segments_by_every_scorer,
+                inputs=["traces", "teacher.model", "tokenizer", "segments", "segment_metrics", "params:faithfulness"],
+                outputs="segment_scores",
+                name="score_segments_by_every_scorer",
+            ),
+            Node(
+                measure_faithfulness,
+                inputs=["traces", "teacher.model", "tokenizer", "segments", "segment_scores", "params:faithfulness"],
+                outputs=["faithfulness_curves", "faithfulness_metrics"],
+                name="measure_faithfulness",
+            ),
+        ]
+    )
