@@ -2,10 +2,11 @@
 
 ``make experiment`` copies the project (src/, conf/ without conf/local, pyproject.toml) into
 ``data/experiment/project`` and, for each training seed, runs the default ``kedro run`` there with
-``fine_tuning.seed``, ``leaf.distillation.seed`` and ``evaluation.seed`` set to it (the world, its teacher
-and student, attribution and the scorers are seed-independent and resume from the first run), then the
-``evaluation`` pipeline again sampling as the authors evaluate (t = 0.6, top-p 0.95, 4 samples per problem,
-accuracy over all samples, pass@1 and pass@4). Every run logs to the project's own MLflow store, one run
+``fine_tuning.seed``, ``leaf.distillation.seed`` and ``evaluation.seed`` set to it and 2,000 held-out
+problems (the world, its teacher and student, attribution and the scorers are seed-independent and resume
+from the first run, or from the content-keyed caches of a finished ``make run``), then the ``evaluation``
+pipeline again sampling as the authors evaluate (t = 0.6, top-p 0.95, 4 samples per problem on the first
+500 problems, accuracy over all samples, pass@1 and pass@4). Every run logs to the project's own MLflow store, one run
 each. After each run the generations are copied out, so a killed experiment resumes at the next seed.
 
 ``benchmarks/results/experiment.json`` holds per seed and pooled: every variant's accuracy and mean response
@@ -37,10 +38,18 @@ sys.path.insert(0, str(ROOT / "src"))
 from tracesieve.evaluation import paired_difference  # noqa: E402
 from tracesieve.metrics import mean_interval  # noqa: E402
 
-SFT_VARIANTS = ("full_sft", "selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft", "oracle_sft")
+# Every variant: the default run's five, strength_only and consistency_only, and the paper's ablation
+# scorers' (occlusion, gradient x input, perplexity, entropy: their strongest segments up to tau).
+SCORER_VARIANTS = ("occlusion_sft", "gradient_x_input_sft", "perplexity_sft", "entropy_sft")
+SFT_VARIANTS = ("full_sft", "selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft", *SCORER_VARIANTS, "oracle_sft")
 LEAF_VARIANTS = ("kd", "leaf_distilled")
-SELECTIVE = ("selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft")
-SAMPLING = {"num_samples": 4, "temperature": 0.6, "top_p": 0.95, "pass_at_k": [1, 4]}
+SELECTIVE = ("selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft", *SCORER_VARIANTS)
+# Greedy on 2,000 held-out problems; sampled as the authors evaluate on the first 500 of them, 4 samples each.
+N_EVAL = 2000
+SAMPLING = {"num_samples": 4, "temperature": 0.6, "top_p": 0.95, "pass_at_k": [1, 4], "max_problems": 500}
+# Content-keyed caches a finished `make run` leaves: copying them into the experiment's project is always
+# safe (a key covers everything that shapes the result) and spares retraining the world's models.
+CACHES = ("data/06_models/checkpoints", "data/03_primary/attribution_store", "data/03_primary/leaf_gradient_store")
 GATE_KEYS = (
     "label_validity_auroc", "label_validity_passed", "oracle_headroom_accuracy", "oracle_headroom_accuracy_ci_low",
     "oracle_headroom_accuracy_ci_high", "oracle_headroom_tokens", "oracle_headroom_tokens_ci_low", "oracle_headroom_tokens_ci_high",
@@ -68,6 +77,13 @@ def _copy_project(work: Path) -> None:
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(ROOT / "conf", work / "conf", ignore=shutil.ignore_patterns("local"))
     (work / "conf" / "local").mkdir(exist_ok=True)
+    # What every run of the experiment shares, in the copy's conf/local (the variants are read when the
+    # pipelines are built): every variant, and the larger held-out set.
+    local = {"fine_tuning": {"variants": list(SFT_VARIANTS)}, "world": {"n_eval": N_EVAL}}
+    (work / "conf" / "local" / "parameters_experiment.yml").write_text(json.dumps(local))  # JSON is YAML
+    for cache in CACHES:
+        if (ROOT / cache).is_dir():
+            shutil.copytree(ROOT / cache, work / cache, dirs_exist_ok=True)
 
 
 def _kedro_run(work: Path, params: dict, pipeline: str, tracking_uri: str, log: Path) -> float:

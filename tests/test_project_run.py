@@ -66,7 +66,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
     supervised = {
         variant: metrics[f"{variant}.supervised_tokens"]
-        for variant in ("full_sft", "selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft", "oracle_sft")
+        for variant in ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft")
     }
     assert all(supervised[variant] < supervised["full_sft"] for variant in ("selective_sft", "random_sft", "oracle_sft"))
     assert supervised["selective_sft"] <= supervised["selective_sft_authors"]

@@ -6,21 +6,16 @@ import pytest
 import torch
 
 from tracesieve.config import FaithfulnessConfig, SegmentationConfig
-from tracesieve.modeling import build_llama
 from tracesieve.occlusion import answer_log_probs
 from tracesieve.rendering import encode_example
 from tracesieve.scorers import SCORERS, deletion_curves, faithfulness_summary, segment_scores, top_segments
 from tracesieve.segmentation import segment_traces
-from tracesieve.world.tokenizer import build_word_tokenizer
-
-QUESTION = "Tom has 3 books. How many books does Tom have now?"
-REASONING = "First, 3 plus 4 is 7.\n\nWait, 7 books.\n\nAlternatively, 3 and 4 make 7."
+from tests.test_occlusion import QUESTION, REASONING, model_and_tokenizer  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
-def setup():
-    tokenizer = build_word_tokenizer([QUESTION, REASONING], numbers_up_to=20)
-    model = build_llama(tokenizer, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=256, seed=0)
+def setup(model_and_tokenizer):  # noqa: F811
+    model, tokenizer = model_and_tokenizer
     traces = pd.DataFrame({"trace_id": ["a", "b"], "question": QUESTION, "reasoning": [REASONING, REASONING.split("\n\n")[0]], "answer": "7"})
     segments = segment_traces(traces, tokenizer, SegmentationConfig())
     metrics = segments[["trace_id", "segment_index"]].assign(strength_share=[0.5, 0.3, 0.2, 1.0])
@@ -100,3 +95,23 @@ def test_the_config_needs_occlusion_and_fractions_in_range():
         FaithfulnessConfig(scorers=("ig", "random"))
     with pytest.raises(ValueError, match="fractions must lie"):
         FaithfulnessConfig(fractions=(0.0, 0.5))
+
+
+def test_a_scorers_selection_keeps_its_strongest_segments_up_to_tau():
+    from tracesieve.scorers import scorer_selections
+
+    segments = pd.DataFrame(
+        {"trace_id": "t", "segment_index": [0, 1, 2, 3], "char_start": [0, 10, 20, 30], "char_end": [10, 20, 30, 40],
+         "token_start": [0, 2, 4, 6], "token_end": [2, 4, 6, 8], "n_tokens": 2}
+    )
+    scores = pd.DataFrame(
+        {"trace_id": "t", "segment_index": [0, 1, 2, 3] * 3, "scorer": ["occlusion"] * 4 + ["perplexity"] * 4 + ["random"] * 4,
+         "score": [3.0, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.9, 0.5, 0.2]}
+    )
+    table = scorer_selections(scores, segments, tau=0.7).set_index("strategy")
+    # Occlusion: positive scores 3 and 1 (shares 0.75, 0.25); the first alone reaches 0.7. A negative drop counts 0.
+    assert list(table.loc["occlusion_top", "selected_segments"]) == [0]
+    assert table.loc["occlusion_top", "mask_token_spans"] == [[0, 2]]
+    # No positive score: nothing to rank by, every segment kept. Random order has its own variant: no strategy.
+    assert list(table.loc["perplexity_top", "selected_segments"]) == [0, 1, 2, 3]
+    assert "random_top" not in table.index

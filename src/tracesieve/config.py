@@ -17,7 +17,7 @@ from tracesieve.attribution import BASELINES, METHODS
 from tracesieve.leaf.confounders import PRUNING_MODES, THRESHOLD_RULES
 from tracesieve.leaf.examples import LEVELS
 from tracesieve.modeling import DEVICES, DTYPES, bf16_available
-from tracesieve.scorers import SCORERS
+from tracesieve.scorers import SCORER_STRATEGIES, SCORERS
 from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
 from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
 from tracesieve.traces import FORMATS
@@ -148,6 +148,9 @@ DEFAULT_VARIANT_STRATEGIES = {
     "selective_sft": "paper",
     "selective_sft_authors": "paper_authors",
     "oracle_sft": ORACLE_STRATEGY,
+    # The paper's ablation scorers as selections (faithfulness.select_by_every_scorer); not in the default
+    # variants, for time: `make experiment` trains them.
+    **{f"{strategy.removesuffix('_top')}_sft": strategy for strategy in SCORER_STRATEGIES},
     "random_sft": "random",
     "strength_only": "strength_only",
     "consistency_only": "consistency_only",
@@ -191,8 +194,9 @@ class FineTuningConfig(TrainingConfig):
     """The fine-tuning variants and the optimisation they share (same base model, seed, data order, steps)."""
 
     variants: tuple[str, ...] = Field(("full_sft", "selective_sft", "random_sft"), min_length=1)
-    # oracle: the world's planted roles decide (world runs only: the oracle_selections table)
-    strategies: dict[str, Literal[(*STRATEGIES, ORACLE_STRATEGY)]] = Field(
+    # oracle: the world's planted roles decide (world runs only: the oracle_selections table);
+    # <scorer>_top: a scorer's strongest segments (the scorer_selections table)
+    strategies: dict[str, Literal[(*STRATEGIES, *SCORER_STRATEGIES, ORACLE_STRATEGY)]] = Field(
         default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
         description="variant -> the selection strategy whose loss-mask spans it trains on",
     )

@@ -155,3 +155,31 @@ def faithfulness_summary(curves: pd.DataFrame) -> dict[str, float]:
                 summary[f"{name}_vs_random"], summary[f"{name}_vs_random_ci_low"], summary[f"{name}_vs_random_ci_high"] = mean_interval(difference)
     summary["traces"] = float(curves["trace_id"].nunique())
     return summary
+
+
+# Selection by a scorer (the paper's ablations as training variants): the strongest-prefix rule of the
+# paper's strength step, with the scorer's positive scores in place of IG strength. Random order already has
+# its variant (random_sft, at the paper's token budget).
+SCORER_STRATEGIES = tuple(f"{scorer}_top" for scorer in SCORERS if scorer not in ("ig", "random"))
+
+
+def scorer_selections(scores: pd.DataFrame, segments: pd.DataFrame, tau: float) -> pd.DataFrame:
+    """The selection table (``selection.SELECTION_COLUMNS``) of every ``<scorer>_top`` strategy: per trace,
+    the smallest set of best-scored segments whose share of the trace's positive score reaches ``tau`` (the
+    crossing segment included; a trace with no positive score keeps every segment, like IG's zero_trace)."""
+    from tracesieve.selection import SELECTION_COLUMNS, select_segments, selection_row
+
+    rows = []
+    by_trace = {trace_id: group.sort_values("segment_index") for trace_id, group in segments.groupby("trace_id")}
+    for (scorer, trace_id), group in scores.groupby(["scorer", "trace_id"], sort=False):
+        strategy = f"{scorer}_top"
+        if strategy not in SCORER_STRATEGIES:
+            continue
+        trace = by_trace[trace_id]
+        strength = trace[["segment_index"]].merge(group[["segment_index", "score"]], on="segment_index", how="left")["score"].clip(lower=0).fillna(0.0)
+        total = float(strength.sum())
+        ranked = trace.assign(
+            strength=strength.to_numpy(), strength_share=(strength / total).to_numpy() if total > 0 else 0.0, consistency=0.0
+        )
+        rows.append(selection_row(trace, strategy, select_segments(ranked, tau=tau, strategy="strength_only")))
+    return pd.DataFrame(rows, columns=SELECTION_COLUMNS)

@@ -13,7 +13,7 @@ from tracesieve.selection import select_loss_segments
 
 def test_one_namespace_per_variant_from_the_same_base_model():
     pipeline = create_pipeline()
-    variants = ["consistency_only", "full_sft", "oracle_sft", "random_sft", "selective_sft", "selective_sft_authors", "strength_only"]
+    variants = ["full_sft", "oracle_sft", "random_sft", "selective_sft", "selective_sft_authors"]
     assert sorted(node.name for node in pipeline.nodes) == [f"{variant}.train_variant" for variant in variants]
     for node in pipeline.nodes:
         # The oracle's masks come from the world's planted roles, every other strategy's from selection.
@@ -49,3 +49,15 @@ def test_variants_differ_only_in_their_labels(tiny_world, tmp_path):
     assert all(log["train_traces"] == len(traces) and log["train_steps"] == 2 for log in logs.values())
     assert [point["step"] for point in catalog.load("selective_sft.training_metrics")["train_loss"]] == [1, 2]
     assert len({path.name.rsplit("-", 1)[0] for path in tmp_path.iterdir()}) == 3  # a checkpoint folder per strategy
+
+
+def test_a_scorers_variant_reads_the_scorers_selections():
+    from tests.pipelines.test_registry import _Loader
+    from tracesieve import pipelines as project_pipelines
+
+    project_pipelines.use_config_loader(_Loader(parameters={"fine_tuning": {"variants": ["full_sft", "occlusion_sft"]}}))
+    try:
+        inputs = {node.namespace: node.inputs[3] for node in create_pipeline().nodes}
+    finally:
+        project_pipelines.use_config_loader(None)
+    assert inputs == {"full_sft": "selections", "occlusion_sft": "scorer_selections"}

@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 
 from tracesieve import scorers
-from tracesieve.config import FaithfulnessConfig
+from tracesieve.config import FaithfulnessConfig, SelectionConfig
 from tracesieve.metrics import as_mlflow_metrics
 from tracesieve.modeling import resolve_device
 
@@ -33,3 +33,8 @@ def measure_faithfulness(
             scorer, summary.get(f"{scorer}.aopc_comprehensiveness", float("nan")), summary.get(f"{scorer}.aopc_sufficiency", float("nan")),
         )
     return curves, as_mlflow_metrics(summary)
+
+
+def select_by_every_scorer(segment_scores: pd.DataFrame, segments: pd.DataFrame, selection: SelectionConfig) -> pd.DataFrame:
+    """Loss masks from each scorer (``<scorer>_top``): its strongest segments up to ``selection.tau``."""
+    return scorers.scorer_selections(segment_scores, segments, selection.tau)

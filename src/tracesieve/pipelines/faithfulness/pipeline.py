@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines.faithfulness.nodes import measure_faithfulness, score_segments_by_every_scorer
+from tracesieve.pipelines.faithfulness.nodes import measure_faithfulness, score_segments_by_every_scorer, select_by_every_scorer
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -19,6 +19,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["traces", "teacher.model", "tokenizer", "segments", "segment_scores", "params:faithfulness"],
                 outputs=["faithfulness_curves", "faithfulness_metrics"],
                 name="measure_faithfulness",
+            ),
+            Node(
+                select_by_every_scorer,
+                inputs=["segment_scores", "segments", "params:selection"],
+                outputs="scorer_selections",
+                name="select_by_every_scorer",
             ),
         ]
     )

@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 
 from tracesieve.pipelines.fine_tuning.nodes import fine_tuning_node
 from tracesieve.pipelines import configured_strategy, configured_variants
+from tracesieve.scorers import SCORER_STRATEGIES
 from tracesieve.world.roles import ORACLE_STRATEGY
 
 
@@ -25,8 +26,12 @@ def create_variant_pipeline(variant: str) -> Pipeline:
 
 def selection_table(variant: str) -> str:
     """The selection table a variant reads its loss masks from: the oracle's comes from the world's planted
-    roles (``planted_roles``, world runs only), every other strategy's from ``selection``."""
-    return "oracle_selections" if configured_strategy(variant) == ORACLE_STRATEGY else "selections"
+    roles (``planted_roles``, world runs only), a scorer's from ``faithfulness``, IG's strategies' from
+    ``selection``."""
+    strategy = configured_strategy(variant)
+    if strategy == ORACLE_STRATEGY:
+        return "oracle_selections"
+    return "scorer_selections" if strategy in SCORER_STRATEGIES else "selections"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
