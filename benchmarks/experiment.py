@@ -2,7 +2,7 @@
 
 ``make experiment`` copies the project (src/, conf/ without conf/local, pyproject.toml) into
 ``data/experiment/project`` and, for each training seed, runs the default ``kedro run`` there with
-``fine_tuning.seed``, ``leaf.distillation.seed`` and ``evaluation.seed`` set to it and 2,000 held-out
+``fine_tuning.seed``, ``leaf.distillation.seed`` and ``evaluation.seed`` set to it and 1,000 held-out
 problems (the world, its teacher and student, attribution and the scorers are seed-independent and resume
 from the first run, or from the content-keyed caches of a finished ``make run``), then the ``evaluation``
 pipeline again sampling as the authors evaluate (t = 0.6, top-p 0.95, 4 samples per problem on the first
@@ -44,8 +44,9 @@ SCORER_VARIANTS = ("occlusion_sft", "gradient_x_input_sft", "perplexity_sft", "e
 SFT_VARIANTS = ("full_sft", "selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft", *SCORER_VARIANTS, "oracle_sft")
 LEAF_VARIANTS = ("kd", "leaf_distilled")
 SELECTIVE = ("selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft", *SCORER_VARIANTS)
-# Greedy on 2,000 held-out problems; sampled as the authors evaluate on the first 500 of them, 4 samples each.
-N_EVAL = 2000
+# Greedy on 1,000 held-out problems (3,000 generations per model over the seeds); sampled as the authors
+# evaluate on the first 500 of them, 4 samples each.
+N_EVAL = 1000
 SAMPLING = {"num_samples": 4, "temperature": 0.6, "top_p": 0.95, "pass_at_k": [1, 4], "max_problems": 500}
 # Content-keyed caches a finished `make run` leaves: copying them into the experiment's project is always
 # safe (a key covers everything that shapes the result) and spares retraining the world's models.

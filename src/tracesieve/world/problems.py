@@ -290,7 +290,7 @@ def generate_problem(
     sentences = [f"{name} has {start} {item}."] + [f"Then {name} {step.question_phrase}." for step in steps]
     distractors: tuple[Distractor, ...] = ()
     all_relevant = None
-    relevant_rng = random.Random(rng.random())  # its own stream: the reference trace is the same with or without it
+    relevant_rng = random.Random(rng.random())  # its own stream: the all-relevant trace does not shift the reference one's draws
     rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate}
     max_number = max_value + 9  # detours may step past max_value
     if rng.random() < distractor_rate:

@@ -79,8 +79,10 @@ def summarize_world(
     metrics["reasoning_tokens_mean"] = float(sum(lengths) / len(lengths))
     metrics["reasoning_tokens_max"] = float(max(lengths))
     metrics["decoy_trace_share"] = float(world_problems["decoy"].mean())
-    # The share of trace tokens that filler takes: what a model imitating full traces spends on it.
-    texts = world_segments.merge(world_problems[["trace_id", "reasoning"]], on="trace_id")
+    # The share of trace tokens that filler takes (what a model imitating full traces spends on it), on the
+    # exported traces: every split is drawn alike, and tokenising all of them would take seconds.
+    traces = world_problems.loc[world_problems["split"] == "traces", ["trace_id", "reasoning"]]
+    texts = world_segments.merge(traces, on="trace_id")
     texts["text"] = [reasoning[start:end] for reasoning, start, end in zip(texts["reasoning"], texts["start"], texts["end"], strict=True)]
     texts["n_tokens"] = [len(ids) for ids in tokenizer(list(texts["text"]), add_special_tokens=False)["input_ids"]]
     tokens_by_role = texts.groupby("role")["n_tokens"].sum()
