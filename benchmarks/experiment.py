@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, default=ROOT / "data/experiment")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/experiment.json")
-    parser.add_argument("--no-sampling", action="store_true", help="greedy evaluation only")
+    parser.add_argument("--no-sampling", action="store_true", help="no sampled evaluation for the seeds still to run")
     args = parser.parse_args()
 
     project = args.work / "project"
@@ -242,8 +242,11 @@ def main() -> None:
         "pooled": {"greedy": pooled, "leaf_greedy": pooled_leaf, "oracle_headroom_share": shares},
         "per_seed": per_seed,
     }
-    if all("sampled" in per_seed[seed] for seed in args.seeds):
-        result["pooled"]["sampled"] = _model_figures(_pooled([args.work / f"seed-{seed}" / "sampled" for seed in args.seeds], ("base", *SFT_VARIANTS)))
+    # Sampled evaluation pooled over the seeds that have it (``--no-sampling`` skips it for the seeds still to run).
+    sampled_seeds = [seed for seed in args.seeds if "sampled" in per_seed[seed]]
+    if sampled_seeds:
+        result["sampled_seeds"] = sampled_seeds
+        result["pooled"]["sampled"] = _model_figures(_pooled([args.work / f"seed-{seed}" / "sampled" for seed in sampled_seeds], ("base", *SFT_VARIANTS)))
     result["markdown"] = _markdown({**pooled, **pooled_leaf}, gates, shares)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, default=float) + "\n")

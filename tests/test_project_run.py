@@ -138,7 +138,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert "Training already finished" in rerun.stdout + rerun.stderr
 
     # Any stage runs on its own from the catalog's saved inputs, including the composite from_traces.
-    alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "from_traces"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "from_traces"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
     latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
     assert latest.data.metrics["attribution.traces_resumed"] == 12  # the store served every finished trace
@@ -151,7 +151,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert latest.data.metrics["leaf_gradient.traces_resumed"] == 12
     assert latest.data.metrics["leaf_check.counterfactuals"] == made
     for stage in ("evaluation", "reporting"):  # later stages alone, from what the catalog saved
-        alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", stage], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", stage], cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert alone.returncode == 0, stage + alone.stdout[-2000:] + alone.stderr[-2000:]
 
 

@@ -14,7 +14,7 @@ def test_scores_curves_and_aopc_reach_the_catalog(tiny_world):
     segments = segment_traces(traces, tokenizer, SegmentationConfig())
     metrics = segments[["trace_id", "segment_index"]].assign(strength_share=1.0 / segments.groupby("trace_id")["segment_index"].transform("size"))
     inputs = {"traces": traces, "teacher.model": model, "tokenizer": tokenizer, "segments": segments, "segment_metrics": metrics}
-    catalog = run_pipeline(create_pipeline(), inputs, {"faithfulness": {"fractions": [0.5, 1.0]}})
+    catalog = run_pipeline(create_pipeline(), inputs, {"faithfulness": {"fractions": [0.5, 1.0]}, "selection": {"tau": 0.7}})
     scores = catalog.load("segment_scores")
     assert set(scores["scorer"]) == set(SCORERS) and len(scores) == len(SCORERS) * len(segments)
     curves = catalog.load("faithfulness_curves")
@@ -22,3 +22,7 @@ def test_scores_curves_and_aopc_reach_the_catalog(tiny_world):
     metrics_out = catalog.load("faithfulness_metrics")
     assert {f"{scorer}.aopc_comprehensiveness" for scorer in SCORERS} <= set(metrics_out)
     assert "occlusion.aopc_comprehensiveness_vs_random" in metrics_out and metrics_out["traces"]["value"] == len(traces)
+    # Each scorer but random gives a selection the <scorer>_sft variants can train on, one row per trace.
+    selections = catalog.load("scorer_selections")
+    assert set(selections["strategy"]) == {"occlusion_top", "gradient_x_input_top", "perplexity_top", "entropy_top"}
+    assert len(selections) == 4 * len(traces)
