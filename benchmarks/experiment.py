@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tracesieve.evaluation import paired_difference  # noqa: E402
+from tracesieve.evaluation import paired_difference, pass_at_k  # noqa: E402
 from tracesieve.metrics import mean_interval  # noqa: E402
 
 # Every variant: the default run's five, strength_only and consistency_only, and the paper's ablation
@@ -122,8 +123,17 @@ def _model_figures(generations: dict[str, pd.DataFrame], reference: str = "full_
             if name != reference and reference in per_problem:
                 diff = paired_difference(table[column], per_problem[reference][column])
                 entry[f"{label}_diff_vs_{reference}"], entry[f"{label}_diff_ci_low"], entry[f"{label}_diff_ci_high"] = diff
+        table_in = generations[name]
+        samples = table_in.groupby("problem_id")["correct"].agg(["size", "sum"])
+        if int(table_in["sample_index"].max()) > 0:  # sampled (not only pooled seeds): pass@k up to the samples per problem
+            for k in sorted({1, int(samples["size"].min())}):
+                entry[f"pass_at_{k}"] = float(np.mean([pass_at_k(int(n), int(c), k) for n, c in samples.itertuples(index=False)]))
         figures[name] = entry
     return figures
+
+
+def _present(folder: Path, models: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    return {m: pd.read_parquet(folder / f"{m}.parquet") for m in models if (folder / f"{m}.parquet").exists()}
 
 
 def _pooled(seed_dirs: list[Path], models: tuple[str, ...]) -> dict[str, pd.DataFrame]:
@@ -216,8 +226,10 @@ def main() -> None:
                 if name.startswith(("planted_roles.", "faithfulness.")) and ("within_trace_auroc" in name or "aopc" in name)
             },
         }
-        if (sampled_dir / "done").exists():
-            per_seed[seed]["sampled"] = _model_figures({m: pd.read_parquet(sampled_dir / f"{m}.parquet") for m in ("base", *SFT_VARIANTS)})
+        sampled = _present(sampled_dir, ("base", *SFT_VARIANTS))
+        if sampled:  # a killed sampled evaluation leaves the models it finished (copied out by hand)
+            per_seed[seed]["sampled"] = _model_figures(sampled)
+            per_seed[seed]["sampled_complete"] = (sampled_dir / "done").exists()
 
     seed_dirs = [args.work / f"seed-{seed}" / "greedy" for seed in args.seeds]
     pooled = _model_figures(_pooled(seed_dirs, ("base", *SFT_VARIANTS)))
@@ -246,7 +258,9 @@ def main() -> None:
     sampled_seeds = [seed for seed in args.seeds if "sampled" in per_seed[seed]]
     if sampled_seeds:
         result["sampled_seeds"] = sampled_seeds
-        result["pooled"]["sampled"] = _model_figures(_pooled([args.work / f"seed-{seed}" / "sampled" for seed in sampled_seeds], ("base", *SFT_VARIANTS)))
+        folders = [args.work / f"seed-{seed}" / "sampled" for seed in sampled_seeds]
+        models = [m for m in ("base", *SFT_VARIANTS) if all((folder / f"{m}.parquet").exists() for folder in folders)]
+        result["pooled"]["sampled"] = _model_figures(_pooled(folders, tuple(models)))
     result["markdown"] = _markdown({**pooled, **pooled_leaf}, gates, shares)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, default=float) + "\n")
