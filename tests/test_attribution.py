@@ -8,7 +8,7 @@ import torch
 from captum.attr import IntegratedGradients
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tracesieve.attribution import QUADRATURE_RULES, integrated_gradients, quadrature
+from tracesieve.attribution import QUADRATURE_RULES, integrated_gradients, quadrature, segment_shares_and_consistency
 
 TARGETS = [33, 34, 35]
 
@@ -90,6 +90,71 @@ def test_completeness_gap_shrinks_with_steps_and_is_small_when_converged(model, 
     assert converged.absolute_gap == pytest.approx(
         abs(converged.attribution_sum - (converged.target_score - converged.baseline_score))
     )
+
+
+SEGMENTS = [(start, start + 5) for start in range(0, 35, 5)]
+
+
+def _segment_index(length: int) -> np.ndarray:
+    index = np.full(length, -1)
+    for number, (start, end) in enumerate(SEGMENTS):
+        index[start:min(end, length)] = number
+    return index
+
+
+@pytest.fixture(scope="module")
+def truth(model, input_ids):
+    """A many-point truth: Gauss-Legendre with 2048 points (completeness gap ~1e-7 on this model)."""
+    attributions, completeness = integrated_gradients(model, input_ids, TARGETS, steps=2048, method="gausslegendre", return_completeness=True)
+    assert completeness.relative_gap < 1e-5
+    return attributions
+
+
+def test_refined_to_a_tolerance_it_meets_it_against_a_many_point_truth(model, input_ids, truth):
+    """This random model's path is rough (Gauss-Legendre 32 misses completeness by ~60%): the refinement
+    must still land within the tolerance of the truth, and say how many points it took."""
+    length = TARGETS[-1] + 1
+    true_shares, true_consistency = segment_shares_and_consistency(truth.numpy()[:length].astype(float), _segment_index(length))
+    for tolerance in (0.05, 0.01):
+        attributions, completeness = integrated_gradients(
+            model, input_ids, TARGETS, tolerance=tolerance, segments=SEGMENTS, return_completeness=True
+        )
+        shares, consistency = segment_shares_and_consistency(attributions.numpy()[:length].astype(float), _segment_index(length))
+        assert completeness.converged and 9 <= completeness.steps <= 512
+        assert completeness.relative_gap <= tolerance
+        assert completeness.share_error <= tolerance and completeness.consistency_error <= tolerance
+        assert np.abs(shares - true_shares).sum() <= tolerance  # the estimate is honest about the true error
+        assert (true_shares * np.abs(consistency - true_consistency)).sum() <= tolerance
+    fixed = integrated_gradients(model, input_ids, TARGETS, steps=32, method="gausslegendre", return_completeness=True)[1]
+    assert fixed.relative_gap > 0.05 and not fixed.converged and fixed.steps == 32
+
+
+def test_refinement_stops_at_max_steps_and_says_it_did_not_converge(model, input_ids):
+    attributions, completeness = integrated_gradients(model, input_ids, TARGETS, tolerance=1e-6, max_steps=21, return_completeness=True)
+    assert not completeness.converged and completeness.steps <= 21
+    assert torch.isfinite(attributions).all()
+    with pytest.raises(ValueError, match="max_steps must be at least 9"):
+        integrated_gradients(model, input_ids, TARGETS, tolerance=0.02, max_steps=5)
+    with pytest.raises(ValueError, match="pass one of them"):
+        integrated_gradients(model, input_ids, TARGETS, tolerance=0.02, steps=16)
+
+
+def test_refinement_rounds_do_not_depend_on_the_tolerance(model, input_ids):
+    """A tight run passes through exactly what a looser one returns: refinements reuse every earlier point."""
+    rounds = []
+    integrated_gradients(model, input_ids, TARGETS, tolerance=1e-3, segments=SEGMENTS, on_refinement=lambda estimate, c: rounds.append((estimate.copy(), c)))
+    loose, completeness = integrated_gradients(model, input_ids, TARGETS, tolerance=0.05, segments=SEGMENTS, return_completeness=True)
+    match = next(estimate for estimate, c in rounds if c.steps == completeness.steps)
+    assert np.allclose(loose.numpy()[: len(match)], match, rtol=1e-6, atol=1e-9)
+    steps = [c.steps for _, c in rounds]
+    assert steps == sorted(steps) and steps[0] == 9 and all((b - a) % 2 == 0 for a, b in zip(steps, steps[1:]))
+
+
+def test_fixed_rules_report_points_and_hold_their_gap_to_the_tolerance(model, input_ids):
+    _, converged = integrated_gradients(model, input_ids, TARGETS, steps=256, method="gausslegendre", return_completeness=True)
+    assert converged.converged and converged.steps == 256 and np.isnan(converged.share_error)
+    _, strict = integrated_gradients(model, input_ids, TARGETS, steps=256, method="gausslegendre", tolerance=1e-9, return_completeness=True)
+    assert not strict.converged
 
 
 def test_adaptive_rule_beats_a_uniform_rule_of_the_same_size_on_a_sharp_path(model, input_ids):

@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 
 import tracesieve.attribution as attribution
-from tracesieve.attribution import attribute_traces, attribution_summary
-from tracesieve.config import AttributionConfig, WorldConfig
+from tracesieve.attribution import attribute_traces, attribution_summary, quality_line
+from tracesieve.config import AttributionConfig, SegmentationConfig, WorldConfig
 from tracesieve.modeling import build_llama
 from tracesieve.result_store import ResultStore
+from tracesieve.segmentation import segment_traces
 from tracesieve.world.generate import generate_world
 from tracesieve.world.tokenizer import build_word_tokenizer
 from tests.conftest import tiny_world_params
@@ -25,7 +26,7 @@ def world(tmp_path_factory):
     return traces, tokenizer, model.eval()
 
 
-SETTINGS = AttributionConfig(steps=4)
+SETTINGS = AttributionConfig(tolerance=None, steps=4)
 
 
 def test_a_killed_run_resumes_and_gives_identical_results(world, tmp_path, monkeypatch):
@@ -56,14 +57,14 @@ def test_a_killed_run_resumes_and_gives_identical_results(world, tmp_path, monke
     )
     # A finished run found again does no work at all; a changed setting does not reuse stale results.
     assert attribute_traces(traces, model, tokenizer, SETTINGS, store).computed == 0
-    assert attribute_traces(traces.head(1), model, tokenizer, AttributionConfig(steps=5), store).computed == 1
+    assert attribute_traces(traces.head(1), model, tokenizer, AttributionConfig(tolerance=None, steps=5), store).computed == 1
 
 
 def test_long_traces_follow_the_policy(world):
     traces, tokenizer, model = world
     lengths = [len(tokenizer(text)["input_ids"]) for text in traces["reasoning"]]
     limit = sorted(lengths)[len(lengths) // 2] + 40  # the prompt adds about 40 tokens
-    run = attribute_traces(traces, model, tokenizer, AttributionConfig(steps=2, max_tokens=limit))
+    run = attribute_traces(traces, model, tokenizer, AttributionConfig(tolerance=None, steps=2, max_tokens=limit))
     assert len(run.attributions) + len(run.rejects) == len(traces)
     assert len(run.rejects) > 0 and set(run.rejects["kind"]) == {"too_long"}
     assert run.rejects["reason"].str.contains("over attribution.max_tokens").all()
@@ -72,7 +73,7 @@ def test_long_traces_follow_the_policy(world):
     assert summary["traces_computed"] == len(run.attributions) and summary["traces_resumed"] == 0
     assert summary["completeness_gap_max"] == run.attributions["completeness_gap"].max()
     with pytest.raises(ValueError, match="long_trace_policy: skip"):
-        attribute_traces(traces, model, tokenizer, AttributionConfig(steps=2, max_tokens=8, long_trace_policy="fail"))
+        attribute_traces(traces, model, tokenizer, AttributionConfig(tolerance=None, steps=2, max_tokens=8, long_trace_policy="fail"))
 
 
 def test_records_carry_diagnostics(world):
@@ -82,3 +83,51 @@ def test_records_carry_diagnostics(world):
     assert len(row["attributions"]) == len(row["input_ids"]) == row["n_tokens"] == len(row["token_starts"])
     assert row["attribution_sum"] == pytest.approx(float(row["attributions"].sum()), rel=1e-4)
     assert row["completeness_gap"] >= 0 and row["seconds"] > 0
+
+
+def test_unconverged_traces_follow_the_policy_and_are_counted(world):
+    """A budget too small to converge: skip puts each trace in the rejects with its figures, use keeps it,
+    fail stops naming it; the diagnostics and summary count every integrated trace either way."""
+    traces, tokenizer, model = world
+    starved = {"tolerance": 1e-6, "max_steps": 9}
+    skipped = attribute_traces(traces, model, tokenizer, AttributionConfig(**starved))
+    assert skipped.attributions.empty and len(skipped.rejects) == len(traces)
+    assert set(skipped.rejects["kind"]) == {"unconverged"}
+    assert skipped.rejects["reason"].str.contains(r"not converged in 9 points \(completeness gap").all()
+    assert len(skipped.diagnostics) == len(traces) and not skipped.diagnostics["kept"].any()
+    summary = attribution_summary(skipped)
+    assert summary["converged_share"] == 0 and summary["rejected_unconverged"] == len(traces) and summary["steps_max"] == 9
+
+    used = attribute_traces(traces, model, tokenizer, AttributionConfig(**starved, unconverged_policy="use"))
+    assert len(used.attributions) == len(traces) and not used.attributions["converged"].any()
+    assert "0/6 traces converged" in quality_line(used, AttributionConfig(**starved, unconverged_policy="use"))
+    with pytest.raises(ValueError, match="world-traces-00000.*raise attribution.max_steps"):
+        attribute_traces(traces, model, tokenizer, AttributionConfig(**starved, unconverged_policy="fail"))
+
+
+def test_default_refinement_converges_on_world_traces_and_says_so(world):
+    traces, tokenizer, model = world
+    segments = segment_traces(traces, tokenizer, SegmentationConfig())
+    run = attribute_traces(traces, model, tokenizer, AttributionConfig(), segments=segments)
+    assert len(run.attributions) + len(run.rejects) == len(traces)
+    assert run.attributions["converged"].all() and (run.attributions["completeness_gap"] <= 0.02).all()
+    assert (run.attributions["share_error"] <= 0.02).all() and run.attributions["steps"].min() >= 9
+    line = quality_line(run, AttributionConfig())
+    assert line.startswith("Attribution quality (tolerance 0.02, at most 512 points): ") and "worst: world-traces-" in line
+
+
+def test_stored_refined_results_depend_on_the_segments(world, tmp_path):
+    """The segments steer the refinement, so other segments are another result, never a stale one."""
+    traces, tokenizer, model = world
+    store = ResultStore(tmp_path)
+    by_keyword = segment_traces(traces.head(2), tokenizer, SegmentationConfig())
+    by_sentence = segment_traces(traces.head(2), tokenizer, SegmentationConfig(method="sentence"))
+    assert attribute_traces(traces.head(2), model, tokenizer, AttributionConfig(), store, by_keyword).computed == 2
+    assert attribute_traces(traces.head(2), model, tokenizer, AttributionConfig(), store, by_keyword).computed == 0
+    differ = sum(
+        by_keyword[by_keyword.trace_id == trace_id][["token_start", "token_end"]].values.tolist()
+        != by_sentence[by_sentence.trace_id == trace_id][["token_start", "token_end"]].values.tolist()
+        for trace_id in traces.head(2)["trace_id"]
+    )
+    assert differ >= 1
+    assert attribute_traces(traces.head(2), model, tokenizer, AttributionConfig(), store, by_sentence).computed == differ

@@ -36,9 +36,22 @@ def test_choices_are_the_library_names():
         AttributionConfig(method="simpson")
 
 
+def test_a_fixed_budget_and_a_tolerance_are_not_silently_mixed():
+    """steps would be ignored while the adaptive rule refines to the tolerance: say so instead."""
+    with pytest.raises(ValidationError, match="set tolerance: null to use steps"):
+        AttributionConfig(steps=8)
+    assert AttributionConfig().refines and AttributionConfig(max_steps=64).max_steps == 64
+    assert not AttributionConfig(tolerance=None, steps=8).refines
+    # A fixed rule keeps its steps; the tolerance is then what its converged flag is held to.
+    fixed = AttributionConfig(method="authors_linspace", steps=50)
+    assert not fixed.refines and fixed.tolerance == 0.02
+    with pytest.raises(ValidationError, match="unconverged_policy"):
+        AttributionConfig(unconverged_policy="drop")
+
+
 def test_kedro_hands_nodes_validated_blocks_and_names_every_bad_one():
     pipeline = attribution.create_pipeline() + selection.create_pipeline()
-    validated = kedro_parameters(pipeline, {"attribution": {"steps": 4}, "selection": {"tau": 0.5}})
-    assert validated["attribution"] == AttributionConfig(steps=4) and validated["selection"].tau == 0.5
+    validated = kedro_parameters(pipeline, {"attribution": {"tolerance": None, "steps": 4}, "selection": {"tau": 0.5}})
+    assert validated["attribution"] == AttributionConfig(tolerance=None, steps=4) and validated["selection"].tau == 0.5
     with pytest.raises(ParameterValidationError, match=r"(?s)Parameter 'attribution'.*steps.*Parameter 'selection'.*tau"):
         kedro_parameters(pipeline, {"attribution": {"steps": 1}, "selection": {"tau": 2}})

@@ -58,7 +58,7 @@ def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2
     """The real_cpu env's default pipeline, shrunk: load -> attribution -> masked training step -> generation."""
     small = {
         "world": {"n_train": 8, "n_traces": 2, "n_eval": 2, "n_sample_traces": 1},
-        "attribution": {"steps": 2},
+        "attribution": {"tolerance": None, "steps": 2},
         "fine_tuning": {"variants": ["full_sft", "selective_sft"], "max_steps": 1, "batch_size": 2, "save_steps": 1,
                         "checkpoint_dir": str(tmp_path / "checkpoints")},
         "evaluation": {"max_new_tokens": 8, "batch_size": 2},

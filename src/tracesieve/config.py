@@ -95,7 +95,18 @@ class IngestionConfig(_Config):
 class AttributionConfig(_Config):
     """Integrated gradients over every trace (src/tracesieve/attribution.py documents the engine)."""
 
-    steps: int = Field(16, ge=2, description="path points of the quadrature rule (gradient evaluations)")
+    tolerance: float | None = Field(
+        0.02, gt=0, lt=1,
+        description="adaptive: refine until the completeness gap and segment shares/consistency are within this; "
+        "null: a fixed budget of steps (and, for fixed rules, the gap the converged flag is held to)",
+    )
+    max_steps: int = Field(512, ge=9, description="with tolerance: the most gradient points one trace may use")
+    unconverged_policy: Literal["use", "skip", "fail"] = Field(
+        "skip", description="a trace not converged within max_steps: use it anyway, skip it into attribution_rejects, or stop"
+    )
+    steps: int | None = Field(
+        None, ge=2, description="fixed budget (tolerance null, or a fixed method): gradient points; null: 16"
+    )
     method: Literal[METHODS] = "adaptive"
     baseline: Literal[BASELINES] | int = "pad"
     batch_size: int | None = Field(None, ge=1, description="path points per forward/backward; None sizes it by length")
@@ -106,6 +117,20 @@ class AttributionConfig(_Config):
     )
     device: Literal[DEVICES] = Field("auto", description="auto: the GPU when there is one")
     dtype: Literal[DTYPES] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
+
+    @property
+    def refines(self) -> bool:
+        """True when the adaptive rule refines to the tolerance (steps then do not apply)."""
+        return self.method == "adaptive" and self.tolerance is not None
+
+    @model_validator(mode="after")
+    def _steps_or_tolerance(self):
+        if self.refines and self.steps is not None:
+            raise ValueError(
+                f"attribution.steps={self.steps} is a fixed budget, but tolerance={self.tolerance} refines the adaptive rule "
+                "until it converges (max_steps caps it): set tolerance: null to use steps, or drop steps"
+            )
+        return self
 
 
 class SegmentationConfig(_Config):

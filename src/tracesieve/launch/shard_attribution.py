@@ -5,7 +5,8 @@
     kedro run --env paper --pipeline from_traces      # attribution finds every trace done
 
 Every process loads the ``attribution`` stage's inputs from the project's catalog (``traces``,
-``teacher.model``, ``tokenizer``, ``params:attribution``, ``attribution_store``), takes the traces at
+``teacher.model``, ``tokenizer``, ``params:attribution``, ``attribution_store``; the segments, which steer
+the refinement, are cut from ``params:segmentation`` exactly as the segmentation stage cuts them), takes the traces at
 positions rank, rank + world_size, ... and attributes them on its own device, writing each finished trace
 to the attribution store as one file. The shards are disjoint, so no two processes write the same file, and
 the store's folder is the union of the partitions. The Kedro stage run afterwards serves every trace from
@@ -27,6 +28,7 @@ import torch
 from tracesieve.attribution import attribute_traces
 from tracesieve.modeling import resolve_device, resolve_dtype
 from tracesieve.result_store import ResultStore
+from tracesieve.segmentation import segment_traces
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +61,14 @@ def main(argv: list[str] | None = None) -> None:
         traces = catalog.load("traces")
         model = catalog.load("teacher.model")
         tokenizer = catalog.load("tokenizer")
+        segments = segment_traces(traces, tokenizer, catalog.load("params:segmentation"))
         store = ResultStore(args.store) if args.store else catalog.load("attribution_store")
     # Accelerate names this process's device: its own GPU under a multi-GPU launch, else the CPU.
     device = state.device if config.device == "auto" else resolve_device(config.device)
     model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
     mine = shard(traces, state.process_index, state.num_processes)
     logger.info("Process %d of %d: %d of %d traces on %s", state.process_index, state.num_processes, len(mine), len(traces), device)
-    run = attribute_traces(mine, model, tokenizer, config, store)
+    run = attribute_traces(mine, model, tokenizer, config, store, segments)
     print(
         f"shard {state.process_index}/{state.num_processes}: {len(run.attributions)} attributed "
         f"({run.resumed} resumed, {run.computed} computed), {len(run.rejects)} rejected",

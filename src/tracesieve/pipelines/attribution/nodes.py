@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from tracesieve.attribution import DIAGNOSTIC_COLUMNS, attribute_traces, attribution_summary
+from tracesieve.attribution import attribute_traces, attribution_summary, quality_line
 from tracesieve.config import AttributionConfig
 from tracesieve.metrics import as_mlflow_metrics
 from tracesieve.modeling import resolve_device, resolve_dtype
@@ -16,19 +16,19 @@ logger = logging.getLogger(__name__)
 
 
 def attribute_trace_tokens(
-    traces: pd.DataFrame, model, tokenizer, config: AttributionConfig, attribution_store: ResultStore
+    traces: pd.DataFrame, model, tokenizer, segments: pd.DataFrame, config: AttributionConfig, attribution_store: ResultStore
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Token attributions of every trace, the rejected traces, per-trace diagnostics and summary metrics."""
+    """Token attributions of every trace, the rejected traces, per-trace diagnostics and summary metrics.
+
+    ``segments`` steer the refinement to the quantities selection reads (attribution.py)."""
     device = resolve_device(config.device)
     model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
-    run = attribute_traces(traces, model, tokenizer, config, attribution_store)
+    run = attribute_traces(traces, model, tokenizer, config, attribution_store, segments)
     if len(run.attributions) + len(run.rejects) != len(traces):
         raise RuntimeError(
             f"Attribution lost traces: {len(traces)} in, {len(run.attributions)} attributed, {len(run.rejects)} rejected"
         )
     summary = attribution_summary(run)
-    logger.info(
-        "Attributed %d traces (%d resumed, %d rejected); completeness gap median %.2e, max %.2e",
-        len(run.attributions), run.resumed, len(run.rejects), summary["completeness_gap_median"], summary["completeness_gap_max"],
-    )
-    return run.attributions, run.rejects, run.attributions[DIAGNOSTIC_COLUMNS], as_mlflow_metrics(summary)
+    logger.info("Attributed %d traces (%d resumed, %d rejected)", len(run.attributions), run.resumed, len(run.rejects))
+    logger.info(quality_line(run, config))
+    return run.attributions, run.rejects, run.diagnostics, as_mlflow_metrics(summary)
