@@ -100,7 +100,7 @@ def test_unconverged_traces_follow_the_policy_and_are_counted(world):
 
     used = attribute_traces(traces, model, tokenizer, AttributionConfig(**starved, unconverged_policy="use"))
     assert len(used.attributions) == len(traces) and not used.attributions["converged"].any()
-    assert "0/6 traces converged" in quality_line(used, AttributionConfig(**starved, unconverged_policy="use"))
+    assert "0/6 traces converged" in quality_line(used.diagnostics, AttributionConfig(**starved, unconverged_policy="use"))
     with pytest.raises(ValueError, match="world-traces-00000.*raise attribution.max_steps"):
         attribute_traces(traces, model, tokenizer, AttributionConfig(**starved, unconverged_policy="fail"))
 
@@ -112,7 +112,7 @@ def test_default_refinement_converges_on_world_traces_and_says_so(world):
     assert len(run.attributions) + len(run.rejects) == len(traces)
     assert run.attributions["converged"].all() and (run.attributions["completeness_gap"] <= 0.02).all()
     assert (run.attributions["share_error"] <= 0.02).all() and run.attributions["steps"].min() >= 9
-    line = quality_line(run, AttributionConfig())
+    line = quality_line(run.diagnostics, AttributionConfig())
     assert line.startswith("Attribution quality (tolerance 0.02, at most 512 points): ") and "worst: world-traces-" in line
 
 

@@ -104,3 +104,23 @@ def test_the_report_leads_with_the_gates_and_marks_the_verdicts_a_failing_gate_i
     assert "gates" not in plain and "Oracle-headroom gate failing" not in plain
     passing = summary_report_markdown(_comparison(), reference="full_sft", figures={}, gates={**gates, "oracle_headroom_passed": 1.0})
     assert "Oracle-headroom gate failing" not in passing and "**oracle_headroom fails**" not in passing
+
+
+def test_the_report_says_how_far_attribution_converged():
+    from tracesieve.config import AttributionConfig, EvaluationConfig
+    from tracesieve.pipelines.reporting.nodes import write_summary_report
+
+    diagnostics = pd.DataFrame(
+        {
+            "trace_id": ["a", "b", "c"], "completeness_gap": [0.004, 0.011, 0.3], "steps": [41, 57, 512],
+            "converged": [True, True, False], "share_error": [0.001, 0.002, 0.08], "kept": [True, True, False],
+        }
+    )
+    selections = pd.DataFrame({"trace_id": ["a"], "strategy": ["paper"], "selected_tokens": [5], "reasoning_tokens": [10]})
+    report = write_summary_report(
+        _comparison(), selections, EvaluationConfig(), attribution_diagnostics=diagnostics, attribution=AttributionConfig()
+    )
+    section = report.split("## Attribution quality", 1)[1].split("##", 1)[0]
+    assert "2/3 traces converged" in section and "max 0.3" in section and "worst: c (gap 0.3, 512 points)" in section
+    assert "1 unconverged skipped into attribution_rejects" in section
+    assert report.index("## Attribution quality") < report.index("## Models on the held-out problems")

@@ -636,10 +636,10 @@ def attribution_summary(run: AttributionRun) -> dict[str, float]:
     return summary
 
 
-def quality_line(run: AttributionRun, config: AttributionConfig, worst: int = 3) -> str:
-    """One line on how far the attributions can be trusted: converged share, gap quantiles, points used,
-    the worst traces and what happened to the unconverged ones."""
-    integrated = run.diagnostics if run.diagnostics is not None else run.attributions
+def quality_line(diagnostics: pd.DataFrame, config: AttributionConfig, worst: int = 3) -> str:
+    """One line on how far the attributions can be trusted, from ``attribution_diagnostics``: converged
+    share, gap quantiles, points used, the worst traces and what happened to the unconverged ones."""
+    integrated = diagnostics
     if integrated.empty:
         return "Attribution quality: no trace was integrated"
     gaps = integrated["completeness_gap"]
@@ -656,5 +656,5 @@ def quality_line(run: AttributionRun, config: AttributionConfig, worst: int = 3)
         f"Attribution quality ({rule}): {len(integrated) - len(unconverged)}/{len(integrated)} traces converged; "
         f"completeness gap median {gaps.median():.3g}, p90 {gaps.quantile(0.9):.3g}, max {gaps.max():.3g}; "
         f"points median {integrated['steps'].median():.0f}, max {integrated['steps'].max():.0f}; worst: {worst_text}"
-        + (f"; {len(unconverged)} unconverged {fate}" if len(unconverged) else "")
+        + (f"; {len(unconverged)} unconverged {fate}" if len(unconverged) and config.tolerance is not None else "")
     )

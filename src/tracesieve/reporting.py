@@ -234,9 +234,10 @@ def summary_report_markdown(
     selection_table: pd.DataFrame | None = None,
     planted_roles: pd.DataFrame | None = None,
     gates: Mapping[str, float] | None = None,
+    attribution_quality: str | None = None,
 ) -> str:
-    """The run's report: the world's gates first (embedded world), then the comparison table, verdicts
-    against the reference, selection budgets, planted roles, figures."""
+    """The run's report: the world's gates first (embedded world), how far the attributions converged,
+    then the comparison table, verdicts against the reference, selection budgets, planted roles, figures."""
     columns = [
         column
         for column in (
@@ -249,6 +250,7 @@ def summary_report_markdown(
         "# TraceSieve run report",
         "",
         *(gates_markdown(gates) if gates is not None else []),
+        *(["## Attribution quality", "", attribution_quality, ""] if attribution_quality else []),
         "## Models on the held-out problems",
         "",
         comparison[columns].to_markdown(index=False, floatfmt=".3f"),

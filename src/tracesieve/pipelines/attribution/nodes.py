@@ -30,5 +30,5 @@ def attribute_trace_tokens(
         )
     summary = attribution_summary(run)
     logger.info("Attributed %d traces (%d resumed, %d rejected)", len(run.attributions), run.resumed, len(run.rejects))
-    logger.info(quality_line(run, config))
+    logger.info(quality_line(run.diagnostics, config))
     return run.attributions, run.rejects, run.diagnostics, as_mlflow_metrics(summary)

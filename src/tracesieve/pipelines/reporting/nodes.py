@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tracesieve.config import EvaluationConfig, ReportingConfig, SelectionConfig
+from tracesieve.attribution import quality_line
+from tracesieve.config import AttributionConfig, EvaluationConfig, ReportingConfig, SelectionConfig
 from tracesieve.reporting import (
     attribution_viewer_html,
     plot_accuracy_vs_length,
@@ -73,9 +74,11 @@ def write_summary_report(
     label_validity_gate: dict[str, float] | None = None,
     oracle_headroom_gate: dict[str, float] | None = None,
     distractor_gate: dict[str, float] | None = None,
+    attribution_diagnostics: pd.DataFrame | None = None,
+    attribution: AttributionConfig | None = None,
 ) -> str:
-    """The Markdown report: the world's gates (embedded world), comparison and verdicts, selection budgets
-    per strategy, planted roles, figures."""
+    """The Markdown report: the world's gates (embedded world), attribution quality, comparison and
+    verdicts, selection budgets per strategy, planted roles, figures."""
     measured = [gate for gate in (label_validity_gate, oracle_headroom_gate, distractor_gate) if gate is not None]
     gates = {name: value for gate in measured for name, value in gate.items()} if measured else None
     budgets = (
@@ -90,4 +93,5 @@ def write_summary_report(
         selection_table=budgets,
         planted_roles=planted_role_table,
         gates=gates,
+        attribution_quality=None if attribution_diagnostics is None else quality_line(attribution_diagnostics, attribution or AttributionConfig()),
     )

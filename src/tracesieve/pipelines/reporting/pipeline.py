@@ -53,6 +53,8 @@ def create_pipeline(embedded_world: bool = True, distractor_gate: bool = True, *
                     "model_comparison": "model_comparison",
                     "selections": "selections",
                     "evaluation": "params:evaluation",
+                    "attribution_diagnostics": "attribution_diagnostics",
+                    "attribution": "params:attribution",
                     **({"planted_role_table": "planted_role_table"} if embedded_world else {}),
                     **gates,
                 },
