@@ -71,6 +71,10 @@ def main() -> None:
         })
         print(f"{trace.trace_id}: {rows[-1]['tokens']} tokens, {completeness.steps} points, converged {completeness.converged}, "
               f"gap {completeness.relative_gap:.4f}, {rows[-1]['seconds']:.0f} s", flush=True)
+        _write(args, rows)  # after every trace: a stopped run keeps what it measured
+
+
+def _write(args, rows: list[dict]) -> None:
     entry = {
         "model": args.model, "tolerance": args.tolerance, "max_steps": args.max_steps,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
@@ -80,7 +84,7 @@ def main() -> None:
     results = [e for e in earlier if e["model"] != args.model] + [entry]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(sorted(results, key=lambda e: e["model"]), indent=2) + "\n")
-    print(f"Wrote {args.model} to {args.output}: {entry['converged_share']:.0%} converged", flush=True)
+    print(f"Wrote {len(rows)} traces of {args.model} to {args.output}: {entry['converged_share']:.0%} converged", flush=True)
 
 
 if __name__ == "__main__":
