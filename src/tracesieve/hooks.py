@@ -1,8 +1,12 @@
 """Kedro hooks: the run's config loader for the pipeline registry, a preflight check before any node runs,
-parameters logged to MLflow as flat names, and each node's wall time in MLflow (``node_seconds.<node>``)."""
+parameters logged to MLflow as flat names, each node's wall time in MLflow (``node_seconds.<node>``), and
+no MLflow run left ``RUNNING`` by a killed or failed ``kedro run``."""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 import time
 
 import mlflow
@@ -56,6 +60,61 @@ class NodeTimingHooks:
         seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
         if mlflow.active_run() is not None:  # kedro-mlflow opens one per kedro run
             mlflow.log_metric(f"node_seconds.{node.name}", seconds)
+
+
+logger = logging.getLogger(__name__)
+
+
+class RunEndingHooks:
+    """Ends the MLflow run of a ``kedro run`` that is stopped: SIGTERM or SIGINT (Ctrl-C) end it as
+    ``KILLED``, an exception as ``FAILED`` (kedro-mlflow ends it, this tags it), each with the node that
+    was running (tags ``stopped_by``, ``stopped_at_node``). Without this, a killed run stays ``RUNNING``
+    in MLflow forever."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self._node: str | None = None
+        self._previous: dict[int, object] = {}
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed from the main thread
+        for number in self.SIGNALS:
+            self._previous[number] = signal.signal(number, self._stop)
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._node = node.name
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow closes the run
+    def on_pipeline_error(self, error) -> None:
+        if mlflow.active_run() is not None:
+            mlflow.set_tags({"stopped_by": type(error).__name__, "stopped_at_node": self._node or ""})
+        self._restore()
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._restore()
+
+    def _stop(self, number, frame) -> None:
+        name = signal.Signals(number).name
+        run = mlflow.active_run()
+        if run is not None:
+            mlflow.set_tags({"stopped_by": name, "stopped_at_node": self._node or ""})
+            while mlflow.active_run() is not None:  # nested runs first, then the kedro run's own
+                mlflow.end_run("KILLED")
+            logger.warning("%s during node %s: MLflow run %s ended as KILLED", name, self._node, run.info.run_id)
+        self._restore()
+        if number == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + number)
+
+    def _restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
 
 
 def preflight_problems(pipeline, catalog) -> list[str]:

@@ -15,8 +15,8 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
 }
 
-from tracesieve.hooks import ConfigMlflowHook, NodeTimingHooks, PreflightHooks, RunConfigHooks  # noqa: E402
+from tracesieve.hooks import ConfigMlflowHook, NodeTimingHooks, PreflightHooks, RunConfigHooks, RunEndingHooks  # noqa: E402
 
-HOOKS = (RunConfigHooks(), PreflightHooks(), NodeTimingHooks(), ConfigMlflowHook())
+HOOKS = (RunConfigHooks(), PreflightHooks(), NodeTimingHooks(), RunEndingHooks(), ConfigMlflowHook())
 # kedro-mlflow's own instance is replaced by ConfigMlflowHook, which feeds it the validated parameter blocks.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)  # the distribution name as importlib.metadata spells it
