@@ -283,10 +283,15 @@ def _matmul_rate(device: str, dtype: torch.dtype) -> float:
 def _floor_flops_per_point(config, tokens: int) -> float:
     """FLOPs of one path point with frozen weights: forward 2 P T, input gradients another 2 P T, attention's
     score and value products 2 x 2 L T^2 d forward (causal: half), the same again backward."""
-    d, layers = config.hidden_size, config.num_hidden_layers
+    layers = config.num_hidden_layers
+    return 4 * layers * _layer_parameters(config) * tokens + 4 * layers * tokens**2 * config.hidden_size
+
+
+def _layer_parameters(config) -> int:
+    """Matmul weights of one decoder layer: q, o; k, v (grouped); gate, up, down."""
+    d = config.hidden_size
     kv = d // config.num_attention_heads * config.num_key_value_heads
-    per_layer = d * d * 2 + d * kv * 2 + 3 * d * config.intermediate_size  # q, o; k, v; gate, up, down
-    return 4 * layers * per_layer * tokens + 4 * layers * tokens**2 * d
+    return d * d * 2 + d * kv * 2 + 3 * d * config.intermediate_size
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -491,10 +496,7 @@ def _load_config(case: dict):
 
 
 def _parameters(config) -> int:
-    d, layers = config.hidden_size, config.num_hidden_layers
-    kv = d // config.num_attention_heads * config.num_key_value_heads
-    per_layer = d * d * 2 + d * kv * 2 + 3 * d * config.intermediate_size
-    return layers * per_layer + config.vocab_size * d
+    return config.num_hidden_layers * _layer_parameters(config) + config.vocab_size * config.hidden_size
 
 
 def _record(result: dict, output: Path) -> None:
