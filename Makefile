@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run real-cpu test experiment bench bench-gpu bench-run viz mlflow-ui clean-data
+.PHONY: setup run real-cpu test sweep experiment bench bench-gpu bench-run viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ real-cpu: setup
 
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
+
+# A parameter sweep, one kedro run per value, lined up in MLflow (tags.sweep); a stopped sweep continues
+# where it stopped. After `--`: arguments for every kedro run. Table and figure in data/08_reporting/sweeps/.
+#   make sweep ARGS="selection.tau=0.5,0.7,0.9 -- --from-nodes select_loss_segments"
+sweep: setup
+	$(BIN)/python -m tracesieve.launch.sweep $(ARGS)
 
 # The world's experiment: every variant under 3 training seeds, greedy and sampled evaluation, the gates, the
 # scorers; pooled with 95% intervals into benchmarks/results/experiment.json (goal: 60 minutes on 2 cores).
@@ -66,7 +72,10 @@ viz: setup
 	@echo "Serving kedro-viz on http://127.0.0.1:4141 (Ctrl-C to stop)"
 	$(BIN)/python -m http.server 4141 --bind 127.0.0.1 --directory build
 
+# MLflow 3's UI picks GenAI or Model training with a toggle at its top left, remembered by the browser; the
+# URL printed here opens the Model training view (runs, charts, compare) directly.
 mlflow-ui: setup
+	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (Ctrl-C to stop)"
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
 
 clean-data:

@@ -23,6 +23,8 @@ import mlflow
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+from tracesieve import tracking  # noqa: E402
 BUDGET_SECONDS = 15 * 60
 LEAF_NODE_PREFIXES = {
     "compare_teacher_student_gradients", "build_counterfactuals", "check_counterfactuals", "kd", "leaf_distilled",
@@ -52,8 +54,9 @@ def main() -> None:
         sys.exit(f"kedro run failed after {wall:.0f} s:\n{result.stderr[-4000:]}")
 
     mlflow.set_tracking_uri(tracking_uri)
-    run = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")[0]
-    nodes = {name.removeprefix("node_seconds."): value for name, value in run.data.metrics.items() if name.startswith("node_seconds.")}
+    run = tracking.latest_kedro_run()
+    run_metrics = tracking.flat_metrics(run)
+    nodes = {name.removeprefix("node_seconds."): value for name, value in run_metrics.items() if name.startswith("node_seconds.")}
     summary = {
         "benchmark": "default kedro run from scratch (world, attribution, segmentation, selection, fine-tuning, evaluation, reporting, leaf)",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
@@ -65,7 +68,7 @@ def main() -> None:
         "leaf_stage_seconds": sum(value for name, value in nodes.items() if name.split(".")[0] in LEAF_NODE_PREFIXES),
         "metrics": {
             name: value
-            for name, value in run.data.metrics.items()
+            for name, value in run_metrics.items()
             if name.endswith(("accuracy", "mean_response_tokens")) or name.startswith(("leaf_check.", "leaf_distractor.", "leaf_comparison.leaf_distilled.all"))
         },
     }

@@ -37,6 +37,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from tracesieve import tracking  # noqa: E402
 from tracesieve.evaluation import paired_difference, pass_at_k  # noqa: E402
 from tracesieve.metrics import mean_interval  # noqa: E402
 from tracesieve.world.roles import oracle_headroom  # noqa: E402
@@ -103,8 +104,7 @@ def _kedro_run(work: Path, params: dict, pipeline: str, tracking_uri: str, log: 
 
 def _latest_run_metrics(tracking_uri: str) -> dict[str, float]:
     mlflow.set_tracking_uri(tracking_uri)
-    run = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list", order_by=["attributes.start_time DESC"], max_results=1)[0]
-    return dict(run.data.metrics)
+    return tracking.flat_metrics(tracking.latest_kedro_run())
 
 
 def _collect(work: Path, into: Path, models: tuple[str, ...]) -> None:

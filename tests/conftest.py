@@ -28,6 +28,30 @@ def isolated_mlflow(tmp_path_factory):
         os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+# `.ci/run` installs Debian's chromium and chromium-driver and sets TRACESIEVE_REQUIRE_BROWSER: there the
+# browser tests fail, never skip, when the browser is missing.
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("TRACESIEVE_REQUIRE_BROWSER"),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by selenium through the system's chromedriver (no driver download)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM or "chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER or "chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
 def tiny_world_params(tmp_path) -> dict:
     """World parameters small enough to train and evaluate in seconds."""
     return {

@@ -1,4 +1,5 @@
-"""A `kedro run` that is killed or fails leaves its MLflow run ended, never RUNNING, with the node it was in."""
+"""A `kedro run` that is killed or fails leaves its MLflow run ended, never RUNNING, with the node it was in;
+the rerun that continues it says so."""
 
 import os
 import signal
@@ -12,32 +13,31 @@ import pytest
 import yaml
 
 from tests.conftest import copy_project, tiny_world_params
+from tracesieve import tracking
 
 BIN = Path(sys.executable).parent
 
 
-@pytest.mark.slow
-def test_a_killed_kedro_run_ends_its_mlflow_run_as_killed(tmp_path):
-    copy_project(tmp_path)
-    params = tiny_world_params(tmp_path / "data")
-    params["teacher"]["train_steps"] = 100_000  # a node that is surely still running when the signal comes
-    (tmp_path / "conf" / "local" / "parameters_world.yml").write_text(yaml.safe_dump({"world": params}))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KEDRO_DISABLE_TELEMETRY": "1"}
-    process = subprocess.Popen([str(BIN / "kedro"), "run", "--pipeline", "world"], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    mlflow.set_tracking_uri(uri)
+def _parent_runs(store: Path) -> list:
+    """The store's kedro runs, newest first; none while the run's own process has not made the store yet."""
+    if not store.is_file():  # never created from here: the run's process owns the store
+        return []
     try:
-        # Kill it once the tokenizer node has finished (its timing is in MLflow) and the teacher trains.
+        runs = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["attributes.start_time DESC"], output_format="list")
+    except Exception:  # noqa: BLE001 - the run's process may still be migrating the store's schema
+        return []
+    return [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+
+
+def _run_and_kill(root: Path, env: dict, ready, number: int) -> str:
+    """Start `kedro run --pipeline world`, wait until ``ready(newest run)`` holds, then SIGTERM it."""
+    process = subprocess.Popen([str(BIN / "kedro"), "run", "--pipeline", "world"], cwd=root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
-            runs = []
-            if (tmp_path / "mlflow.db").is_file():  # never created from here: the run's process owns the store
-                try:
-                    runs = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")
-                except Exception:  # noqa: BLE001 - the run's process may still be migrating the store's schema
-                    pass
-            if runs and "node_seconds.build_world_tokenizer" in runs[0].data.metrics:
+            runs = _parent_runs(root / "mlflow.db")
+            if len(runs) == number and ready(runs[0]):
                 time.sleep(5)  # into the teacher's training, the node after the tokenizer
                 break
             time.sleep(1)
@@ -48,7 +48,29 @@ def test_a_killed_kedro_run_ends_its_mlflow_run_as_killed(tmp_path):
         if process.poll() is None:
             process.kill()
     assert process.returncode != 0, output[-3000:]
-    (run,) = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")
+    return output
+
+
+@pytest.mark.slow
+def test_a_killed_kedro_run_ends_its_mlflow_run_as_killed_and_its_rerun_is_tagged(tmp_path):
+    copy_project(tmp_path)
+    params = tiny_world_params(tmp_path / "data")
+    params["teacher"]["train_steps"] = 100_000  # a node that is surely still running when the signal comes
+    (tmp_path / "conf" / "local" / "parameters_world.yml").write_text(yaml.safe_dump({"world": params}))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KEDRO_DISABLE_TELEMETRY": "1"}
+    mlflow.set_tracking_uri(uri)
+    # Killed once the tokenizer node has finished (its timing is in MLflow) and the teacher trains.
+    output = _run_and_kill(tmp_path, env, lambda run: "node_seconds.build_world_tokenizer" in run.data.metrics, number=1)
+    run = tracking.latest_kedro_run()
     assert run.info.status == "KILLED", output[-3000:]
     assert run.data.tags["stopped_by"] == "SIGTERM" and run.data.tags["stopped_at_node"] == "teacher.train_warmup_model", run.data.tags
+    assert tracking.variant_runs(run.info.run_id)["teacher"].info.status == "KILLED"  # the variant that was training
     assert "ended as KILLED" in " ".join(output.split())  # the console handler wraps long lines
+
+    # The same command again continues it (finished work is keyed by content) and says which run it continues.
+    _run_and_kill(tmp_path, env, lambda rerun: "resumed_from" in rerun.data.tags, number=2)
+    rerun = tracking.latest_kedro_run()
+    assert rerun.info.run_id != run.info.run_id and rerun.data.tags["resumed_from"] == run.info.run_id
+    assert mlflow.MlflowClient().get_run(run.info.run_id).data.tags["resumed_by"] == rerun.info.run_id
+    assert rerun.info.status == "KILLED"

@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -11,7 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import copy_project, tiny_world_params
+from tests.conftest import copy_project, needs_browser, tiny_world_params
+from tracesieve import tracking
 
 BIN = Path(sys.executable).parent
 
@@ -44,9 +47,31 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")
-    assert len(runs) == 1  # one MLflow run per kedro run
-    run = runs[0]
-    metrics, params = run.data.metrics, run.data.params
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    assert len(parents) == 1  # one parent run per kedro run, one child run per model variant
+    run = parents[0]
+    assert run.info.status == "FINISHED" and run.data.tags["env"] == "base" and run.data.tags["pipeline"] == "__default__"
+    assert run.info.run_name.startswith("base · __default__ · ") and "max_steps=4" in run.info.run_name  # conf/local's edits
+    assert run.data.tags["seed"] == "0" and "fine_tuning.max_steps=4" in run.data.tags["overrides"]
+    children = tracking.variant_runs(run.info.run_id)
+    variants = ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft")
+    assert set(children) == {"teacher", "student", "base", "leaf_student", "kd", "leaf_distilled", *variants}
+    assert len(runs) == 1 + len(children) and all(child.info.status == "FINISHED" for child in children.values())
+    experiment = mlflow.get_experiment_by_name("tracesieve")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on runs, not GenAI
+    # The same metric and param names in every child, so that MLflow's compare view lines them up.
+    for name in ("base", *variants, "kd", "leaf_distilled"):
+        child = children[name].data
+        assert {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens", "problems"} <= set(child.metrics), name
+        assert child.params["variant"] == name and child.params["eval_max_new_tokens"] == "24"
+    for name in variants:
+        child = children[name].data
+        assert {"supervised_tokens", "train_loss", "train_steps"} <= set(child.metrics)
+        assert child.params["tau"] == "0.7" and child.params["seed"] == "0" and child.tags["kind"] == "sft"
+    assert children["selective_sft"].data.params["strategy"] == "paper" and children["random_sft"].data.params["strategy"] == "random"
+    assert children["kd"].data.params["lambda"] == "1.0" and children["leaf_distilled"].data.params["lambda"] == "0.5"
+    assert not any(name.startswith(f"{variant}.") for name in run.data.metrics for variant in children)  # no prefixes left
+    metrics, params = tracking.flat_metrics(run), run.data.params
     assert metrics["world.problems_eval"] == 10
     assert 0 <= metrics["teacher.heldout_accuracy"] <= 1 and 0 <= metrics["student.heldout_accuracy"] <= 1
     assert metrics["ingestion.records_read"] == metrics["ingestion.traces_accepted"] == 12
@@ -72,19 +97,22 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert all(supervised[variant] < supervised["full_sft"] for variant in ("selective_sft", "random_sft", "oracle_sft"))
     assert supervised["selective_sft"] <= supervised["selective_sft_authors"]
     assert all(metrics[f"{variant}.train_steps"] == 4 for variant in supervised)
-    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "selective_sft.train_loss")
+    history = mlflow.MlflowClient().get_metric_history(children["selective_sft"].info.run_id, "train_loss")
     assert [point.step for point in history] == [1, 2, 3, 4]  # a point per logged step
     # Evaluation of the base model and every variant, and their problem-by-problem comparison.
     for model in ("base", *supervised):
         assert metrics[f"{model}.problems"] == 10
         assert metrics[f"{model}.accuracy_ci_low"] <= metrics[f"{model}.accuracy"] <= metrics[f"{model}.accuracy_ci_high"]
-    assert "comparison.selective_sft.accuracy_diff_vs_full_sft" in metrics
+    assert "accuracy_diff_vs_full_sft" in children["selective_sft"].data.metrics  # the comparison, in each child
     client = mlflow.MlflowClient()
-    folders = (
-        "world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "models/teacher",
-        "models/selective_sft", "evaluation/selective_sft", "fine_tuning/selective_sft", "reporting",
-    )
+    folders = ("world", "ingestion", "attribution", "segmentation", "selection", "planted_roles", "reporting")
     artifacts = {item.path for folder in folders for item in client.list_artifacts(run.info.run_id, folder)}
+    # Each variant's model, generations and training log in its own run.
+    selective = children["selective_sft"].info.run_id
+    child_artifacts = {item.path for folder in ("model", "evaluation", "training") for item in client.list_artifacts(selective, folder)}
+    assert {
+        "model/model.safetensors", "evaluation/selective_sft_generations.parquet", "training/selective_sft_training_log.json"
+    } <= child_artifacts
     assert {"world/world_sample_traces.md", "world/world_problems.parquet", "ingestion/traces.parquet"} <= artifacts
     assert {
         "attribution/token_attributions.parquet",
@@ -95,9 +123,6 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
         "selection/selections.parquet",
         "planted_roles/planted_roles.csv",
         "planted_roles/label_validity.csv",
-        "evaluation/selective_sft/selective_sft_generations.parquet",
-        "fine_tuning/selective_sft/selective_sft_training_log.json",
-        "models/selective_sft/model.safetensors",
         "reporting/model_comparison.csv",
         "reporting/summary_report.md",
         "reporting/attribution_viewer.html",
@@ -119,18 +144,18 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
         for subset in ("all", "with_distractor", "without_distractor"):
             assert metrics[f"leaf_comparison.{model}.{subset}.accuracy_ci_low"] <= metrics[f"leaf_comparison.{model}.{subset}.accuracy"]
     assert "leaf_comparison.leaf_distilled.all.accuracy_diff_vs_kd_ci_high" in metrics
-    leaf_artifacts = {item.path for folder in ("leaf", "models/kd", "models/leaf_distilled") for item in client.list_artifacts(run.info.run_id, folder)}
+    leaf_artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "leaf")}
     assert {
-        "leaf/leaf_gradients.parquet", "leaf/leaf_confounders.parquet", "leaf/leaf_counterfactuals.parquet",
-        "leaf/leaf_checked_counterfactuals.parquet", "models/kd/model.safetensors", "models/leaf_distilled/model.safetensors",
+        "leaf/leaf_gradients.parquet", "leaf/leaf_confounders.parquet", "leaf/leaf_counterfactuals.parquet", "leaf/leaf_checked_counterfactuals.parquet",
     } <= leaf_artifacts
+    for name in ("kd", "leaf_distilled", "teacher"):
+        assert "model/model.safetensors" in {item.path for item in client.list_artifacts(children[name].info.run_id, "model")}
     assert {"reporting/leaf_comparison.csv", "reporting/leaf_report.md"} <= artifacts
     assert "leaf_distilled versus kd: accuracy difference" in (root / "data/08_reporting/leaf_report.md").read_text()
     report = (root / "data/08_reporting/summary_report.md").read_text()
     assert "selective_sft versus full_sft: accuracy difference" in report
     assert report.index("## The world's gates") < report.index("## Models on the held-out problems")
     assert "| label_validity |" in report and "| oracle_headroom |" in report and "| distractor_effect |" in report
-    assert "models/teacher/model.safetensors" in artifacts
     assert (root / "mlflow.db").is_file()  # the run went to the store named by MLFLOW_TRACKING_URI
 
     # A rerun with unchanged settings resumes from the finished checkpoints instead of retraining.
@@ -141,16 +166,16 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     # Any stage runs on its own from the catalog's saved inputs, including the composite from_traces.
     alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "from_traces"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
-    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
-    assert latest.data.metrics["attribution.traces_resumed"] == 12  # the store served every finished trace
-    assert latest.data.metrics.get("attribution.traces_computed", 0) == 0
-    assert latest.data.metrics["selective_sft.supervised_tokens"] == supervised["selective_sft"]
+    latest = tracking.flat_metrics(tracking.latest_kedro_run())
+    assert latest["attribution.traces_resumed"] == 12  # the store served every finished trace
+    assert latest.get("attribution.traces_computed", 0) == 0
+    assert latest["selective_sft.supervised_tokens"] == supervised["selective_sft"]
     # leaf on its own (world, ingestion and LeaF): the gradient store and the checkpoints serve what is done.
     alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", "leaf"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stdout[-3000:] + alone.stderr[-3000:]
-    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
-    assert latest.data.metrics["leaf_gradient.traces_resumed"] == 12
-    assert latest.data.metrics["leaf_check.counterfactuals"] == made
+    latest = tracking.latest_kedro_run().data.metrics
+    assert latest["leaf_gradient.traces_resumed"] == 12
+    assert latest["leaf_check.counterfactuals"] == made
     for stage in ("evaluation", "reporting"):  # later stages alone, from what the catalog saved
         alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", stage], cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert alone.returncode == 0, stage + alone.stdout[-2000:] + alone.stderr[-2000:]
@@ -231,7 +256,7 @@ def test_attribution_sharded_over_two_processes_equals_the_single_process_run(pr
         [str(BIN / "kedro"), "run", "--env", "sharded", "--pipeline", "attribution"], cwd=root, env=env, capture_output=True, text=True, timeout=300
     )
     assert stage.returncode == 0, stage.stdout[-3000:] + stage.stderr[-3000:]
-    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
+    latest = tracking.latest_kedro_run()
     assert latest.data.metrics["attribution.traces_resumed"] == 12 and latest.data.metrics.get("attribution.traces_computed", 0) == 0
     union = pd.read_parquet(single_path).set_index("trace_id")
     assert sorted(union.index) == sorted(single.index)
@@ -276,10 +301,93 @@ def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_resu
     output = stage.stdout + stage.stderr
     assert stage.returncode == 0, output[-3000:]
     assert output.count("Training already finished at step 6") == 1  # selective_sft only; the others trained here
-    latest = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["start_time DESC"], output_format="list")[0]
-    assert latest.data.metrics["selective_sft.train_steps"] == 6
-    history = mlflow.MlflowClient().get_metric_history(latest.info.run_id, "selective_sft.train_loss")
+    selective = tracking.variant_runs(tracking.latest_kedro_run().info.run_id)["selective_sft"]
+    assert selective.data.metrics["train_steps"] == 6
+    history = mlflow.MlflowClient().get_metric_history(selective.info.run_id, "train_loss")
     assert [point.step for point in history] == [1, 2, 3, 4, 5, 6]  # the DDP run's loss curve, read from its state
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_once_per_value_lines_its_runs_up_and_continues_where_it_stopped(project):
+    """`make sweep`'s launcher over tau, downstream of selection: one tagged parent run per value, each with
+    its variants' children, a table and a figure; the same command again finds every point finished."""
+    root, env = project
+    if not (root / "data/05_model_input/selections.parquet").is_file():
+        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    command = [sys.executable, "-m", "tracesieve.launch.sweep", "selection.tau=0.5,0.9", "--", "--from-nodes", "select_loss_segments"]
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    swept = mlflow.search_runs(experiment_names=["tracesieve"], filter_string="tags.sweep != ''", output_format="list")
+    parents = [run for run in swept if "mlflow.parentRunId" not in run.data.tags]
+    assert sorted(run.data.tags["sweep.selection.tau"] for run in parents) == ["0.5", "0.9"]
+    assert sorted(run.info.run_name.split(" · ")[2].split(", ")[0] for run in parents) == ["tau=0.5", "tau=0.9"]  # first
+    for parent in parents:
+        children = tracking.variant_runs(parent.info.run_id)
+        assert children["selective_sft"].data.params["tau"] == parent.data.tags["sweep.selection.tau"]
+        assert children["selective_sft"].data.tags["sweep"] == parent.data.tags["sweep"]  # children are found by the tag too
+    identifier = parents[0].data.tags["sweep"]
+    table = pd.read_csv(root / "data/08_reporting/sweeps" / f"{identifier}.csv")
+    selective = table[table["variant"] == "selective_sft"].set_index("selection.tau")
+    assert sorted(selective.index) == [0.5, 0.9] and selective.loc[0.5, "supervised_tokens"] <= selective.loc[0.9, "supervised_tokens"]
+    assert (root / "data/08_reporting/sweeps" / f"{identifier}.png").stat().st_size > 10_000
+
+    again = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stderr.count("finished before") == 2, again.stderr[-2000:]
+    assert len(mlflow.search_runs(experiment_names=["tracesieve"], filter_string="tags.sweep != ''", output_format="list")) == len(swept)
+
+
+@pytest.mark.slow
+@needs_browser
+def test_the_mlflow_ui_shows_the_run_with_its_variants_comparable(project, browser):
+    """The MLflow UI in headless Chromium, on the project's store: the Model training view lists the kedro
+    run with its children to expand, and the compare view lines the variants up by metric and param."""
+    from selenium.webdriver.common.by import By
+
+    root, env = project
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    default_runs = mlflow.search_runs(experiment_names=["tracesieve"], filter_string="tags.pipeline = '__default__'", output_format="list")
+    parents = [run for run in default_runs if "mlflow.parentRunId" not in run.data.tags and "sweep" not in run.data.tags]
+    if not parents:
+        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    parent = parents[-1]  # the first default run: every variant trained and graded
+    children = tracking.variant_runs(parent.info.run_id)
+    port = 5157
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "ui", "--backend-store-uri", env["MLFLOW_TRACKING_URI"], "--host", "127.0.0.1", "--port", str(port)],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(lambda: urllib.request.urlopen(f"{base}/health", timeout=2).status == 200, seconds=90)
+        experiment = parent.info.experiment_id
+        browser.get(f"{base}/#/experiments/{experiment}/runs?workflowType=machine_learning")  # the URL make mlflow-ui prints
+        _wait_for(lambda: parent.info.run_name[:20] in browser.find_element(By.TAG_NAME, "body").text, seconds=60)
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "Model training" in page and "No data available for the selected time range" not in page  # not the GenAI overview
+        ids = json.dumps([child.info.run_id for name, child in children.items() if name in ("full_sft", "selective_sft", "random_sft")])
+        browser.get(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment])}&workflowType=machine_learning")
+        _wait_for(lambda: "Comparing 3 Runs" in browser.find_element(By.TAG_NAME, "body").text, seconds=60)
+        page = browser.find_element(By.TAG_NAME, "body").text
+        for expected in ("full_sft", "selective_sft", "random_sft", "accuracy", "supervised_tokens", "strategy", "tau"):
+            assert expected in page, expected
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _wait_for(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if condition():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the page")
+        time.sleep(1)
 
 
 def test_the_paper_environment_validates_and_names_its_missing_model_folders(project):

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import copy_project
+from tracesieve import tracking
 from tracesieve.content_keys import weights_digest
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 from tracesieve.rendering import THINK_OPEN, render_example, tokenize_with_offsets
@@ -69,8 +70,9 @@ def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    (run,) = mlflow.search_runs(experiment_names=["tracesieve"], output_format="list")
-    metrics, tags = run.data.metrics, run.data.tags
+    run = tracking.latest_kedro_run()
+    metrics, tags = tracking.flat_metrics(run), run.data.tags
+    assert run.info.run_name.startswith("real_cpu · __default__ · ") and tags["env"] == "real_cpu"
     assert "teacher.heldout_accuracy" not in metrics  # the world's warm-up models are not trained in this env
     assert metrics["attribution.traces_attributed"] == 2
     assert metrics["attribution.tokens_mean"] > 60  # SmolLM2's system prompt + BPE pieces, not the world's word tokens

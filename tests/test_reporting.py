@@ -50,8 +50,38 @@ def test_viewer_shows_every_segment_with_its_numbers_and_flags():
     assert "First &lt;step&gt; &amp; more." in page  # trace text is escaped, never injected
     assert page.count("class='segment selected'") == 2 and page.count("class='segment'") == 1
     assert "role check" in page and "<td>final</td>" in page
+    # A segment that starts with a blank line is outlined from its first character: the newlines stay outside.
+    assert "\n\n<span class='segment' data-segment='1'" in page and ">Wait, check it.</span>" in page
+    assert "token-toggle" not in page and "<script" not in page  # no heatmap without token attributions
     with pytest.raises(ValueError, match="'missing'"):
         attribution_viewer_html(traces, metrics, {}, ["missing"], strategy="paper")
+
+
+def test_viewer_token_heatmap_colours_each_token_by_its_signed_attribution():
+    prompt = "Q: two? "
+    reasoning = "Take 2.\n\nSo 2."
+    traces = pd.DataFrame({"trace_id": ["a"], "question": ["two?"], "reasoning": [reasoning], "answer": ["2"]})
+    metrics = segment_metrics([("a", 0, np.array([1.0, 0.5])), ("a", 1, np.array([0.2]))])
+    metrics = metrics.assign(char_start=[0, 7], char_end=[7, len(reasoning)])
+    offset = len(prompt)
+    words = [(0, 4, 0.8), (5, 7, -0.4), (9, 11, 0.1), (12, 14, 0.0)]  # Take, 2., So, 2. (reasoning offsets)
+    tokens = pd.DataFrame(
+        {
+            "trace_id": ["a"],
+            "reasoning_start": [offset],
+            "token_starts": [[0, 3] + [offset + start for start, _, _ in words]],  # two prompt tokens first
+            "token_ends": [[3, offset] + [offset + end for _, end, _ in words]],
+            "attributions": [[5.0, -5.0] + [value for _, _, value in words]],
+        }
+    )
+    page = attribution_viewer_html(traces, metrics, {"a": [0]}, ["a"], strategy="paper", token_attributions=tokens)
+    assert page.count("class='tok'") == 4  # the reasoning's tokens only; the prompt's stay out
+    # Scaled to the largest reasoning token (0.8, not the prompt's 5.0): full red, half blue, faint red.
+    assert "--signed: rgba(214, 39, 40, 0.800)' title='attribution +0.8000'>Take</span>" in page
+    assert "--signed: rgba(31, 119, 180, 0.425)' title='attribution -0.4000'>2.</span>" in page
+    assert "title='attribution +0.1000'>So</span>" in page
+    assert "id='token-toggle'" in page and "classList.toggle('tokens'" in page
+    assert "src=" not in page and "http" not in page  # one file, nothing fetched
 
 
 def _comparison():

@@ -12,7 +12,12 @@ import time
 import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro_mlflow.framework.hooks import MlflowHook
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from pydantic import BaseModel
+
+from tracesieve import tracking
+
+logger = logging.getLogger(__name__)
 
 
 class RunConfigHooks:
@@ -28,13 +33,51 @@ class RunConfigHooks:
 
 
 class ConfigMlflowHook(MlflowHook):
-    """kedro-mlflow's hook, fed each validated parameter block as the dictionary it was written as.
+    """kedro-mlflow's hook, fed each validated parameter block as the dictionary it was written as, naming
+    and tagging the run, and opening a child run per model variant (``tracesieve.tracking``).
 
     Kedro hands nodes their ``params:`` blocks as validated config objects (typed parameters);
     kedro-mlflow flattens only dictionaries into MLflow params (``world.teacher.hidden_size``, ...), so
     it sees the blocks dumped back, defaults included. Registered in settings.py in place of the
     plugin's own instance (``DISABLE_HOOKS_FOR_PLUGINS``).
+
+    The parent run is named ``<env> · <pipeline> · <what differs from the env's parameters>`` and tagged
+    ``env``, ``pipeline``, ``git_commit``, ``seed`` (``fine_tuning.seed``) and ``overrides``, plus
+    ``resumed_from`` when it reruns a killed or failed run of the same settings (whose finished work it
+    reuses), and ``sweep`` when a sweep launched it. A node in a
+    namespace (``full_sft.train_variant``, ``base.evaluate_model``) runs with its variant's child run
+    ``RUNNING`` and ends it ``FINISHED``; a stopped run ends it ``KILLED`` or ``FAILED``.
     """
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        super().after_context_created(context)
+        # As configured (dictionaries, --params merged in): context.params holds the validated config objects.
+        self._parameters = context.config_loader["parameters"]
+        self._command_line = list(tracking.flatten(context.config_loader.runtime_params or {}))
+        self._defaults = _env_defaults(context)
+        self._project_path = context.project_path
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        super().before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+        run = mlflow.active_run()
+        if run is None or not self._is_mlflow_enabled:
+            return
+        env = run_params.get("env") or "base"
+        pipeline_name = "+".join(run_params.get("pipeline_names") or ["__default__"])
+        changed = tracking.overrides(self._parameters, self._defaults)
+        tags = {"env": env, "pipeline": pipeline_name, "seed": str((self._parameters.get("fine_tuning") or {}).get("seed", 0))}
+        tags["overrides"] = "; ".join(f"{name}={value}" for name, value in changed.items()) or "none"
+        if (commit := tracking.git_commit(self._project_path)) is not None:
+            tags["git_commit"] = commit
+        tags |= tracking.sweep_tags()
+        if not self.mlflow_config.tracking.run.name:  # a name set in mlflow.yml is the user's
+            tags[MLFLOW_RUN_NAME] = tracking.run_name(env, pipeline_name, changed, first=self._command_line)
+        mlflow.set_tags(tags)
+        tracking.open_on_model_training(run.info.experiment_id)
+        if (previous := tracking.tag_resumed(run.info.run_id)) is not None:
+            logger.info("MLflow run %s continues the unfinished run %s (tag resumed_from)", run.info.run_id, previous)
 
     @hook_impl
     def before_node_run(self, node, catalog, inputs, is_async) -> None:
@@ -43,6 +86,39 @@ class ConfigMlflowHook(MlflowHook):
         }
         # Nothing is returned: a dictionary returned here would replace the node's inputs.
         super().before_node_run(node=node, catalog=catalog, inputs=as_written, is_async=is_async)
+        if node.namespace and self._is_mlflow_enabled and mlflow.active_run() is not None:
+            params, tags = tracking.variant_description(node.namespace, self._parameters)
+            tracking.mark_running(tracking.variant_run_id(node.namespace, params=params, tags=tags))
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        if self._is_mlflow_enabled and mlflow.active_run() is not None:
+            # Its outputs are saved after this hook; MLflow takes metrics and artifacts on a finished run.
+            tracking.end_variant_runs(mlflow.active_run().info.run_id, "FINISHED")
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        if (parent := tracking.parent_run_id()) is not None:
+            tracking.end_variant_runs(parent, "FINISHED", forget=True)
+        super().after_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        if (parent := tracking.parent_run_id()) is not None:
+            tracking.end_variant_runs(parent, "FAILED", forget=True)
+        super().on_pipeline_error(error=error, run_params=run_params, pipeline=pipeline, catalog=catalog)
+
+
+def _env_defaults(context) -> dict:
+    """The parameters of the run's env as configured (base, then the env; no ``--params``): what a run
+    name reports differences from. Without ``--env`` that is conf/base alone, so conf/local's edits show."""
+    from kedro.framework.project import settings
+
+    env = context.env if context.env not in (None, settings.CONFIG_LOADER_ARGS.get("default_run_env")) else "base"
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(context.project_path / settings.CONF_SOURCE), env=env, **{**settings.CONFIG_LOADER_ARGS, "default_run_env": "base"}
+    )
+    return loader["parameters"]
 
 
 class NodeTimingHooks:
@@ -60,9 +136,6 @@ class NodeTimingHooks:
         seconds = time.perf_counter() - self._started.pop(node.name, time.perf_counter())
         if mlflow.active_run() is not None:  # kedro-mlflow opens one per kedro run
             mlflow.log_metric(f"node_seconds.{node.name}", seconds)
-
-
-logger = logging.getLogger(__name__)
 
 
 class RunEndingHooks:
@@ -103,6 +176,7 @@ class RunEndingHooks:
         run = mlflow.active_run()
         if run is not None:
             mlflow.set_tags({"stopped_by": name, "stopped_at_node": self._node or ""})
+            tracking.end_variant_runs(run.info.run_id, "KILLED", forget=True)  # the variant whose node was running
             while mlflow.active_run() is not None:  # nested runs first, then the kedro run's own
                 mlflow.end_run("KILLED")
             logger.warning("%s during node %s: MLflow run %s ended as KILLED", name, self._node, run.info.run_id)

@@ -32,13 +32,60 @@ _VIEWER_STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }
 .trace { border: 1px solid #ccc; border-radius: 6px; padding: 1rem; margin-bottom: 1.5rem; }
 .reasoning { white-space: pre-wrap; line-height: 1.6; font-family: ui-monospace, monospace; font-size: 0.9rem; }
-.segment { border-radius: 3px; padding: 0 1px; }
+.segment { border-radius: 3px; padding: 0 1px; background: var(--strength); cursor: pointer;
+           -webkit-box-decoration-break: clone; box-decoration-break: clone; }
 .segment.selected { outline: 2px solid #2060c0; }
+/* Token heatmap (signed attribution: red supports the answer, blue works against it), for every segment
+   (the page toggle) or for one segment (a click on it): the segment's own colour gives way to its tokens'. */
+.tokens .segment, .segment.tokens { background: none; }
+.tokens .tok, .segment.tokens .tok { background: var(--signed); }
 table { border-collapse: collapse; font-size: 0.85rem; margin-top: 0.8rem; }
 td, th { border: 1px solid #ddd; padding: 2px 6px; text-align: right; }
 td.text { text-align: left; max-width: 30rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .legend { font-size: 0.85rem; color: #555; }
 """
+
+# No external resources: the page is one file that works offline and as an MLflow artifact.
+_VIEWER_SCRIPT = """
+document.getElementById('token-toggle').addEventListener('change', function (event) {
+  document.body.classList.toggle('tokens', event.target.checked);
+});
+document.querySelectorAll('.segment').forEach(function (segment) {
+  segment.addEventListener('click', function () { segment.classList.toggle('tokens'); });
+});
+"""
+
+
+def _signed_colour(value: float, scale: float) -> str:
+    """Red for positive attribution, blue for negative, opacity by magnitude relative to the trace's largest."""
+    weight = min(abs(value) / scale, 1.0) if scale > 0 else 0.0
+    rgb = "214, 39, 40" if value >= 0 else "31, 119, 180"
+    return f"rgba({rgb}, {0.05 + 0.75 * weight:.3f})"
+
+
+def _segment_body(text: str, char_start: int, tokens: Sequence[tuple[int, int, float]] | None, scale: float) -> str:
+    """A segment's text as HTML, each attributed token (reasoning-relative ``start, end, value``) wrapped in a
+    span carrying its signed colour; text between tokens (spaces) stays plain."""
+    if not tokens:
+        return html.escape(text)
+    pieces, cursor = [], 0
+    for start, end, value in tokens:
+        start, end = max(start - char_start, cursor), min(end - char_start, len(text))
+        if end <= start:
+            continue
+        pieces.append(html.escape(text[cursor:start]))
+        pieces.append(
+            f"<span class='tok' style='--signed: {_signed_colour(value, scale)}' title='attribution {value:+.4f}'>{html.escape(text[start:end])}</span>"
+        )
+        cursor = end
+    pieces.append(html.escape(text[cursor:]))
+    return "".join(pieces)
+
+
+def _reasoning_tokens(row) -> list[tuple[int, int, float]]:
+    """A trace's tokens as (start, end, attribution), offsets made relative to its reasoning text."""
+    offset = int(row["reasoning_start"])
+    return [(int(start) - offset, int(end) - offset, float(value)) for start, end, value in zip(row["token_starts"], row["token_ends"], row["attributions"])]
 
 
 def attribution_viewer_html(
@@ -49,20 +96,34 @@ def attribution_viewer_html(
     *,
     strategy: str,
     roles: pd.Series | None = None,
+    token_attributions: pd.DataFrame | None = None,
 ) -> str:
     """A self-contained HTML page: each trace's reasoning coloured by segment strength share.
 
     Darker red means a larger share of the trace's attribution strength; a blue outline marks the segments
     ``strategy`` selected. Hovering shows strength share, consistency and (in the embedded world) the planted
     role; a table under each trace lists the same per segment. ``roles`` is indexed like ``segment_metrics``.
+    With ``token_attributions`` (the attribution table: offsets and signed values per token), a toggle, or a
+    click on one segment, shows the signed token heatmap inside the segments instead.
+
+    A segment's leading and trailing whitespace (the blank line a new paragraph starts with) is written
+    outside its span, so that outline and colour cover its text, not an empty line.
     """
     by_trace = dict(tuple(segment_metrics.groupby("trace_id", sort=False)))
     texts = traces.set_index("trace_id")
+    token_rows = token_attributions.set_index("trace_id") if token_attributions is not None else None
+    toggle = (
+        "<p class='legend'><label><input type='checkbox' id='token-toggle'> Token heatmap: signed attribution of each token "
+        "(red supports the answer, blue works against it). Click a segment to show its tokens alone.</label></p>"
+        if token_rows is not None
+        else ""
+    )
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>TraceSieve attribution viewer</title>",
         f"<style>{_VIEWER_STYLE}</style></head><body><h1>Attribution viewer</h1>",
         f"<p class='legend'>Background: segment strength share (darker = more of the trace's attribution). "
         f"Blue outline: selected by <b>{html.escape(strategy)}</b>. Hover a segment for its numbers.</p>",
+        toggle,
     ]
     for trace_id in trace_ids:
         if trace_id not in by_trace or trace_id not in texts.index:
@@ -71,24 +132,34 @@ def attribution_viewer_html(
         segments = by_trace[trace_id].sort_values("segment_index")
         chosen = set(selected.get(trace_id, ()))
         top = max(float(segments["strength_share"].max()), 1e-12)
+        tokens = _reasoning_tokens(token_rows.loc[trace_id]) if token_rows is not None and trace_id in token_rows.index else None
+        scale = max((abs(value) for start, _, value in tokens or () if start >= 0), default=0.0)
+        reasoning, cursor = trace["reasoning"], 0
         spans, rows = [], []
         for index, segment in segments.iterrows():
             role = roles.loc[index] if roles is not None else None
-            text = trace["reasoning"][int(segment["char_start"]) : int(segment["char_end"])]
+            char_start, char_end = int(segment["char_start"]), int(segment["char_end"])
+            text = reasoning[char_start:char_end]
+            core_start = char_start + len(text) - len(text.lstrip())
+            core_end = max(core_start, char_end - (len(text) - len(text.rstrip())))
             alpha = float(segment["strength_share"]) / top
             tip = f"segment {int(segment['segment_index'])}: strength share {segment['strength_share']:.3f}, consistency {segment['consistency']:.3f}"
             tip += f", {'selected' if segment['segment_index'] in chosen else 'not selected'}" + (f", role {role}" if role else "")
             css = "segment selected" if segment["segment_index"] in chosen else "segment"
+            inside = [token for token in tokens if token[0] < core_end and token[1] > core_start] if tokens else None
+            spans.append(html.escape(reasoning[cursor:core_start]))  # whitespace between segments, unmarked
             spans.append(
-                f"<span class='{css}' style='background: rgba(214, 39, 40, {0.08 + 0.6 * alpha:.3f})' "
-                f"title='{html.escape(tip, quote=True)}'>{html.escape(text)}</span>"
+                f"<span class='{css}' data-segment='{int(segment['segment_index'])}' style='--strength: rgba(214, 39, 40, {0.08 + 0.6 * alpha:.3f})' "
+                f"title='{html.escape(tip, quote=True)}'>{_segment_body(reasoning[core_start:core_end], core_start, inside, scale)}</span>"
             )
+            cursor = core_end
             rows.append(
                 f"<tr><td>{int(segment['segment_index'])}</td><td>{segment['strength_share']:.3f}</td>"
                 f"<td>{segment['consistency']:.3f}</td><td>{'yes' if segment['segment_index'] in chosen else ''}</td>"
                 + (f"<td>{html.escape(str(role))}</td>" if roles is not None else "")
-                + f"<td class='text'>{html.escape(text[:80])}</td></tr>"
+                + f"<td class='text'>{html.escape(text.strip()[:80])}</td></tr>"
             )
+        spans.append(html.escape(reasoning[cursor:]))
         role_header = "<th>planted role</th>" if roles is not None else ""
         parts.append(
             f"<div class='trace'><h2>{html.escape(str(trace_id))}</h2>"
@@ -97,6 +168,7 @@ def attribution_viewer_html(
             f"<table><tr><th>segment</th><th>strength share</th><th>consistency</th><th>selected</th>{role_header}<th>text</th></tr>"
             f"{''.join(rows)}</table></div>"
         )
+    parts.append(f"<script>{_VIEWER_SCRIPT}</script>" if token_rows is not None else "")
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -11,25 +11,30 @@ from kedro.io import AbstractDataset, DatasetError
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 
 
-def _log_folder_to_mlflow(path: Path, artifact_path: str | None, weights: bool = True) -> None:
-    """Log a saved folder to the active MLflow run, if there is one (kedro-mlflow opens it per kedro run).
+def _log_folder_to_mlflow(path: Path, artifact_path: str | None, weights: bool = True, variant: str | None = None) -> None:
+    """Log a saved folder to the active MLflow run, if there is one (kedro-mlflow opens it per kedro run),
+    or with ``variant`` to that variant's child run (``tracesieve.tracking``).
 
     ``weights=False`` logs everything but the safetensors shards and tags the run with the folder instead:
     a real model's weights (hundreds of MB per variant and run) stay on disk, once.
     """
     if artifact_path is None:
         return
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
-    if mlflow.active_run() is None:
+    from tracesieve import tracking
+
+    run_id = tracking.variant_run_id(variant) if variant else tracking.parent_run_id()
+    if run_id is None:
         return
+    client = MlflowClient()
     if weights:
-        mlflow.log_artifacts(str(path), artifact_path)
+        client.log_artifacts(run_id, str(path), artifact_path)
         return
     for file in sorted(path.iterdir()):
         if file.is_file() and ".safetensors" not in file.name:
-            mlflow.log_artifact(str(file), artifact_path)
-    mlflow.set_tag(f"{artifact_path}.folder", str(path.resolve()))
+            client.log_artifact(run_id, str(file), artifact_path)
+    client.set_tag(run_id, f"{artifact_path}.folder", str(path.resolve()))
 
 
 class _FolderDataset(AbstractDataset):
@@ -75,6 +80,7 @@ class HFModelDataset(_FolderDataset):
     ``mlflow_weights: false`` keeps the weights out of MLflow (config, generation config and a tag naming
     the folder are logged): what real-size models want, where each variant's weights are hundreds of MB.
     ``attn_implementation`` defaults to ``sdpa``; ``eager`` is there for architectures without it.
+    ``mlflow_variant`` logs the folder to that variant's child run instead of the kedro run's own.
     """
 
     def __init__(
@@ -87,9 +93,11 @@ class HFModelDataset(_FolderDataset):
         writable: bool = True,
         mlflow_weights: bool = True,
         attn_implementation: str = "sdpa",
+        mlflow_variant: str | None = None,
     ):
         super().__init__(path, mlflow_artifact_path, metadata, writable)
         self._mlflow_weights = mlflow_weights
+        self._mlflow_variant = mlflow_variant
         self._attn_implementation = attn_implementation
         self._dtype = dtype
         self._trust_remote_code = trust_remote_code
@@ -102,7 +110,7 @@ class HFModelDataset(_FolderDataset):
     def save(self, model) -> None:
         self._replace_folder()
         model.save_pretrained(self._path, safe_serialization=True)
-        _log_folder_to_mlflow(self._path, self._mlflow_artifact_path, weights=self._mlflow_weights)
+        _log_folder_to_mlflow(self._path, self._mlflow_artifact_path, weights=self._mlflow_weights, variant=self._mlflow_variant)
 
 
 class HFTokenizerDataset(_FolderDataset):

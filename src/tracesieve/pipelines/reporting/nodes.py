@@ -31,9 +31,11 @@ def render_attribution_viewer(
     segment_metrics: pd.DataFrame,
     selections: pd.DataFrame,
     config: ReportingConfig,
+    token_attributions: pd.DataFrame | None = None,
     world_segments: pd.DataFrame | None = None,
 ) -> str:
-    """The HTML viewer for the first ``viewer_traces`` attributed traces (in trace order)."""
+    """The HTML viewer for the first ``viewer_traces`` attributed traces (in trace order), with their
+    token heatmaps from the attribution table."""
     chosen = selections[selections["strategy"] == config.viewer_strategy]
     if chosen.empty:
         raise ValueError(f"reporting.viewer_strategy {config.viewer_strategy!r} is not among the selection strategies")
@@ -46,6 +48,7 @@ def render_attribution_viewer(
         trace_ids,
         strategy=config.viewer_strategy,
         roles=_roles(segment_metrics, world_segments),
+        token_attributions=token_attributions,
     )
 
 

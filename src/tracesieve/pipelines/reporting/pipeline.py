@@ -30,6 +30,7 @@ def create_pipeline(embedded_world: bool = True, distractor_gate: bool = True, *
                     "segment_metrics": "segment_metrics",
                     "selections": "selections",
                     "config": "params:reporting",
+                    "token_attributions": "token_attributions",
                     **roles,
                 },
                 outputs="attribution_viewer",
