@@ -52,6 +52,14 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct converted from its GGUF (~30 s the first time, a hash check afterwards)."""
+    from tracesieve.launch.smollm2 import DEFAULT_OUTPUT, prepare_smollm2
+
+    return prepare_smollm2(PROJECT / DEFAULT_OUTPUT)
+
+
 def tiny_world_params(tmp_path) -> dict:
     """World parameters small enough to train and evaluate in seconds."""
     return {

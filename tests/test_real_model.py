@@ -20,15 +20,8 @@ from tracesieve import tracking
 from tracesieve.content_keys import weights_digest
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 from tracesieve.rendering import THINK_OPEN, render_example, tokenize_with_offsets
-from tracesieve.launch.smollm2 import DEFAULT_OUTPUT, prepare_smollm2
 
-PROJECT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def smollm2() -> Path:
-    return prepare_smollm2(PROJECT / DEFAULT_OUTPUT)  # ~30 s the first time, a hash check afterwards
 
 
 def _project_copy(root: Path, model: Path | str, parameters: dict) -> dict:

@@ -193,7 +193,8 @@ class RunEndingHooks:
 
 def preflight_problems(pipeline, catalog) -> list[str]:
     """What would make this run fail part-way, found before it starts: a provided (read-only) model folder
-    the pipeline would overwrite, a model, tokenizer or trace input it reads that is absent. (Invalid
+    the pipeline would overwrite, a model, tokenizer, trace file or table it reads (and no node of it
+    writes) that is absent. (Invalid
     parameters never get this far: Kedro validates every typed block before the pipeline starts.)"""
     from tracesieve.datasets.hf import _FolderDataset
     from tracesieve.datasets.trace_files import TraceFilesDataset
@@ -207,15 +208,45 @@ def preflight_problems(pipeline, catalog) -> list[str]:
         dataset = catalog.get(name) if name in catalog else None
         if isinstance(dataset, _FolderDataset | TraceFilesDataset) and (reason := dataset.missing()):
             problems.append(f"{name}: {reason}")
+        elif getattr(dataset, "_filepath", None) is not None and not dataset.exists():  # a table read, never written here
+            problems.append(f"{name}: no file at {dataset._filepath}")
     return problems
 
 
+def method_choice(pipeline, catalog, env: str) -> str | None:
+    """For a run of both methods (``from_traces``) that cannot start: which models each method needs, which
+    are there, and the command that runs the method whose inputs are all there. None for any other run."""
+    from tracesieve.pipelines import leaf_method, segment_method
+    from tracesieve.datasets.hf import _FolderDataset
+    from tracesieve.datasets.trace_files import TraceFilesDataset
+
+    nodes = {node.name for node in pipeline.nodes}
+    methods = {"segment_method": segment_method.create_pipeline(), "leaf_method": leaf_method.create_pipeline()}
+    if not all({node.name for node in method.nodes} <= nodes for method in methods.values()):
+        return None
+    lines, ready = [], []
+    for name, method in methods.items():
+        needed = sorted(
+            item for item in method.inputs()
+            if item in catalog and (isinstance(catalog.get(item), _FolderDataset | TraceFilesDataset) or getattr(catalog.get(item), "_filepath", None))
+        )
+        missing = [problem.split(":")[0] for problem in preflight_problems(method, catalog)]
+        lines.append(f"{name} needs {', '.join(needed)}: " + (f"missing {', '.join(missing)}" if missing else "all configured"))
+        if not missing:
+            ready.append(name)
+    env_option = f" --env {env}" if env != "base + local" else ""
+    advice = f"Run it alone: kedro run{env_option} --pipeline {ready[0]}" if ready else "Point the missing entries at your model folders (README: your traces and your model)."
+    return "This pipeline runs both methods. " + "; ".join(lines) + ". " + advice
+
+
 class PreflightHooks:
-    """Stops a run before its first node when it could not finish, naming every problem at once."""
+    """Stops a run before its first node when it could not finish, naming every problem at once, and, for a
+    run of both methods, which method its configured models allow."""
 
     @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         problems = preflight_problems(pipeline, catalog)
         if problems:
             env = run_params.get("env") or "base + local"
-            raise ValueError(f"This run (env {env}) cannot start:\n- " + "\n- ".join(problems))
+            choice = method_choice(pipeline, catalog, env)
+            raise ValueError(f"This run (env {env}) cannot start:\n- " + "\n- ".join(problems) + (f"\n{choice}" if choice else ""))

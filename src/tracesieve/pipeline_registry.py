@@ -6,7 +6,7 @@ from kedro.pipeline import Pipeline
 from tracesieve.pipelines import default_pipeline_name
 
 # Pipelines that only regroup other stages: summing them with the rest would list nodes twice.
-COMPOSITES = ("from_traces", "real_model")
+COMPOSITES = ("from_traces", "real_model", "segment_method", "leaf_method")
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -15,6 +15,10 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"env": lambda name, default=None: os.environ.get(name, default)},
 }
 
+from tracesieve.logs import install_warning_logging  # noqa: E402
+
+install_warning_logging()  # before the hooks import mlflow, whose import-time warnings are understood
+
 from tracesieve.hooks import ConfigMlflowHook, NodeTimingHooks, PreflightHooks, RunConfigHooks, RunEndingHooks  # noqa: E402
 
 HOOKS = (RunConfigHooks(), PreflightHooks(), NodeTimingHooks(), RunEndingHooks(), ConfigMlflowHook())

@@ -10,6 +10,8 @@ node, and nothing here may change which run its datasets and hooks log to.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,14 +19,16 @@ from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 VARIANT_TAG = "variant"
 KIND_TAG = "kind"
 RESUMED_TAG = "resumed_from"
 # Tags the parent sets and every child copies, so a child found alone (search, compare view) says where it ran.
 SHARED_TAGS = ("env", "pipeline", "git_commit", "overrides", "sweep")
-# The experiment kind that opens MLflow 3's UI on runs, metrics and charts instead of its GenAI overview.
+# The experiment kind of MLflow's model-training pages (runs, charts, compare) rather than its GenAI ones. MLflow
+# 3.17's UI reads it only with its global GenAI / Model training toggle off; `make mlflow-ui` prints a URL
+# that sets the toggle (workflowType=machine_learning).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
 MAX_RUN_NAME = 250  # MLflow's limit on a run name
@@ -154,9 +158,6 @@ def git_commit(project_path: Path) -> str | None:
 
 def sweep_tags() -> dict[str, str]:
     """``sweep``, ``sweep_values`` and ``sweep.<name>`` for a run that a sweep launched, else nothing."""
-    import json
-    import os
-
     if not (identifier := os.environ.get(SWEEP_ENV)):
         return {}
     values = os.environ.get(SWEEP_VALUES_ENV, "{}")

@@ -1,17 +1,16 @@
-"""Every stage that runs on trace files, without the embedded world: what real data and real models use.
+"""Both methods on trace files, without the embedded world: ``segment_method`` + ``leaf_method``, and the
+paper's ablation scorers beside IG (``faithfulness``). What real data and real models use when every model
+is configured; ``--pipeline segment_method`` or ``--pipeline leaf_method`` runs one method alone.
 
 It is a package of its own (not only a sum in the registry) because ``kedro run --pipeline NAME`` imports
-just ``tracesieve.pipelines.NAME``. Each new stage that consumes traces is added to the list below.
+just ``tracesieve.pipelines.NAME``.
 """
 
 from kedro.pipeline import Pipeline
 
-from tracesieve.pipelines import attribution, evaluation, faithfulness, fine_tuning, ingestion, leaf, reporting, segmentation, selection
+from tracesieve.pipelines import faithfulness, leaf_method, segment_method
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    stages = [ingestion, attribution, segmentation, selection, faithfulness, fine_tuning, evaluation]
-    pipelines = [stage.create_pipeline() for stage in stages]
-    pipelines += [reporting.create_pipeline(embedded_world=False), leaf.create_pipeline(embedded_world=False)]
-    # Summing merges the nodes stages share (the base model's evaluation); Pipeline([...]) would reject them.
-    return sum(pipelines, Pipeline([]))
+    # Summing merges the nodes the methods share (ingestion, the base model's evaluation).
+    return segment_method.create_pipeline() + faithfulness.create_pipeline() + leaf_method.create_pipeline()

@@ -1,0 +1,106 @@
+"""The README's walkthrough "your traces and your model", run as written on a fresh copy of the project:
+SmolLM2 as attribution model, tokenizer and SFT base, the segment method alone, on a trace file holding
+every format (limo, messages, r1)."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests.conftest import PROJECT, copy_project
+from tracesieve import tracking
+
+BIN = Path(sys.executable).parent
+PROBLEMS = [
+    ("Tom has 3 apples and buys 4 more. How many apples does he have?", "Tom starts with 3 apples.\n\nHe buys 4 more, so 3 + 4 = 7.\n\nWait, let me check: 7 - 4 = 3. Yes.", "7"),
+    ("A box holds 5 pens. How many pens are in 2 boxes?", "Each box holds 5 pens.\n\nTwo boxes hold 2 * 5 = 10 pens.", "10"),
+    ("Sara had 9 stickers and gave away 2. How many are left?", "She starts with 9.\n\nGiving away 2 leaves 9 - 2 = 7.\n\nSo 7 stickers.", "7"),
+    ("What is 6 plus 6?", "6 plus 6 is 12.\n\nDouble check: 12 - 6 = 6.", "12"),
+    ("A bag has 8 marbles and 3 fall out. How many stay?", "8 marbles minus 3 is 5.\n\nSo 5 stay in the bag.", "5"),
+    ("What is 4 times 2?", "4 times 2 means 4 + 4.\n\nThat is 8.", "8"),
+]
+FORMS = ("limo", "messages", "r1")
+
+
+def _record(form: str, question: str, reasoning: str, answer: str) -> dict:
+    if form == "limo":
+        return {"question": question, "solution": reasoning, "answer": answer}
+    if form == "messages":
+        reply = f"<think>\n{reasoning}\n</think>\n\nThe answer is \\boxed{{{answer}}}."
+        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]}
+    return {"problem": question, "generation": f"{reasoning}\n</think>\n\n\\boxed{{{answer}}}"}  # r1: answer from the box
+
+
+def _readme_block(marker: str) -> str:
+    """The fenced block right after ``<!-- walkthrough: marker -->`` in the README."""
+    readme = (PROJECT / "README.md").read_text()
+    found = re.search(rf"<!-- walkthrough: {re.escape(marker)} -->\n```[a-z]*\n(.*?)```", readme, re.S)
+    assert found, f"README has no walkthrough block {marker!r}"
+    return found.group(1)
+
+
+@pytest.fixture
+def fresh_copy(tmp_path, smollm2):
+    """A fresh copy of the project with SmolLM2 where `make real-cpu` converts it, and the user's two files."""
+    copy_project(tmp_path)
+    (tmp_path / "data/06_models").mkdir(parents=True)
+    (tmp_path / "data/06_models/smollm2-135m-instruct").symlink_to(smollm2)
+    problems = [{"problem_id": f"p{i}", "question": q, "answer": a} for i, (q, _, a) in enumerate(PROBLEMS[:2])]
+    (tmp_path / "my_eval_problems.jsonl").write_text("".join(json.dumps(problem) + "\n" for problem in problems))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "400"}
+    return tmp_path, env
+
+
+def _run_readme_commands(root: Path, env: dict) -> subprocess.CompletedProcess:
+    script = _readme_block("commands").replace(".venv/bin/kedro", shlex.quote(str(BIN / "kedro")))
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_the_walkthrough_runs_the_segment_method_on_your_traces_and_model(fresh_copy):
+    root, env = fresh_copy
+    # Every format in one file (detected per record), two records each.
+    records = [_record(FORMS[index % 3], *problem) for index, problem in enumerate(PROBLEMS)]
+    (root / "my_traces.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    (root / "conf/real/parameters_quick.yml").write_text(_readme_block("conf/real/parameters_quick.yml"))
+    (root / "data/01_raw/real").mkdir(parents=True)
+    (root / "data/01_raw/real/my_traces.jsonl").write_text((root / "my_traces.jsonl").read_text())
+    (root / "data/01_raw/real/eval_problems.jsonl").write_text((root / "my_eval_problems.jsonl").read_text())
+    # First contact: the env's default runs both methods; with only SmolLM2 configured it stops at once,
+    # naming what each method needs and the command that runs the segment method.
+    command = _readme_block("commands").splitlines()[-1].replace(" --pipeline segment_method", "").replace(".venv/bin/kedro", str(BIN / "kedro"))
+    first = subprocess.run(shlex.split(command), cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    said = " ".join((first.stdout + first.stderr).split())
+    assert first.returncode != 0 and "This run (env real) cannot start" in said, said[-3000:]
+    assert "leaf_method needs" in said and "missing leaf_student.model" in said, said[-3000:]
+    assert "segment_method needs" in said and "Run it alone: kedro run --env real --pipeline segment_method" in said, said[-3000:]
+    for copied in (root / "data/01_raw/real").iterdir():  # the walkthrough starts from the user's two files
+        copied.unlink()
+
+    result = _run_readme_commands(root, env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "warnings.py:" not in output  # third-party warnings are named by their source, or silenced where understood
+
+    outputs = root / "data/real"
+    traces = pd.read_parquet(outputs / "02_intermediate/traces.parquet")
+    assert len(traces) == len(PROBLEMS) and sorted(traces["format"].value_counts().items()) == [(form, 2) for form in sorted(FORMS)]
+    report = (outputs / "08_reporting/summary_report.md").read_text()
+    assert "## Attribution quality" in report and "converged" in report
+    variants = ("full_sft", "selective_sft", "selective_sft_authors", "strength_only", "consistency_only", "random_sft")  # conf/real's
+    for variant in variants:
+        generations = pd.read_parquet(outputs / f"07_model_output/{variant}_generations.parquet")
+        assert len(generations) == 2 and generations["completion"].str.len().gt(0).all()
+    assert not (outputs / "03_primary/leaf_gradients.parquet").exists()  # LeaF did not run
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    run = tracking.latest_kedro_run()
+    assert run.info.status == "FINISHED" and run.info.run_name.startswith("real · segment_method · ")
+    assert "attribution=data/06_models/smollm2-135m-instruct" in run.info.run_name
+    assert set(tracking.variant_runs(run.info.run_id)) == {"base", *variants}
