@@ -40,3 +40,19 @@ def test_variants_and_the_default_pipeline_come_from_the_runs_own_config_loader(
         "full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft"
     )  # conf/base
     assert project_pipelines.default_pipeline_name() is None
+
+
+def test_a_default_pipeline_that_is_no_pipeline_is_refused_and_one_not_imported_is_not_needed(monkeypatch):
+    """`--pipelines ingestion,attribution` makes Kedro import only those packages: an env whose default is
+    from_traces still runs them; a default that names no pipeline package at all is an error."""
+    import pytest
+    from kedro.pipeline import Pipeline
+
+    from tracesieve import pipeline_registry
+
+    monkeypatch.setattr(pipeline_registry, "find_pipelines", lambda raise_errors: {"ingestion": Pipeline([]), "attribution": Pipeline([])})
+    monkeypatch.setattr(pipeline_registry, "default_pipeline_name", lambda: "from_traces")
+    assert sorted(pipeline_registry.register_pipelines()) == ["attribution", "ingestion"]
+    monkeypatch.setattr(pipeline_registry, "default_pipeline_name", lambda: "form_traces")
+    with pytest.raises(ValueError, match="default_pipeline is 'form_traces', which is not a pipeline"):
+        pipeline_registry.register_pipelines()
