@@ -2,9 +2,11 @@
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from tracesieve.metrics import as_mlflow_metrics, auroc, training_metrics, wilson_interval
+from tracesieve.metrics import as_mlflow_metrics, auroc, mean_interval, training_metrics, wilson_interval
 
 
 def test_auroc():
@@ -20,6 +22,43 @@ def test_wilson_interval_stays_inside_zero_one_and_brackets_the_proportion():
     low, high = wilson_interval(216, 500)
     assert low == pytest.approx(0.389, abs=1e-3) and high == pytest.approx(0.476, abs=1e-3)
     assert all(math.isnan(value) for value in wilson_interval(0, 0))
+
+
+# The hand-written formulas scipy and scikit-learn replaced, kept here as the reference they must match.
+def _wilson_by_hand(successes, trials, z=1.959963984540054):
+    p = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (p + z**2 / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _auroc_by_hand(positive, negative):
+    ranks = pd.Series([*positive, *negative], dtype="float64").rank(method="average")
+    u_statistic = ranks.iloc[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2
+    return float(u_statistic / (len(positive) * len(negative)))
+
+
+def _mean_interval_by_hand(values, z=1.959963984540054):
+    values = pd.Series(values, dtype="float64")
+    half = z * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return float(values.mean()), float(values.mean()) - half, float(values.mean()) + half
+
+
+def test_the_library_statistics_equal_the_hand_written_formulas_to_1e_9():
+    generator = np.random.default_rng(0)
+    for trials in (1, 2, 7, 50, 500, 1000):
+        for successes in sorted({0, 1, trials // 3, trials - 1, trials} - {-1}):
+            assert wilson_interval(successes, trials) == pytest.approx(_wilson_by_hand(successes, trials), abs=1e-9)
+    for _ in range(50):
+        positive = generator.integers(0, 6, generator.integers(1, 30)).tolist()  # small integers: many ties
+        negative = generator.normal(2, 2, generator.integers(1, 30)).round(0).tolist()
+        assert auroc(positive, negative) == pytest.approx(_auroc_by_hand(positive, negative), abs=1e-9)
+        values = generator.normal(0, 3, generator.integers(2, 40))
+        assert mean_interval(values) == pytest.approx(_mean_interval_by_hand(values), abs=1e-9)
+    mean, low, high = mean_interval([0.5])
+    assert mean == 0.5 and math.isnan(low) and math.isnan(high)
+    assert mean_interval([0.0, 0.0, 0.0]) == (0.0, 0.0, 0.0)  # no spread: a zero-width interval, as by hand
 
 
 def test_metrics_leave_out_nans_and_training_runs_share_one_shape():

@@ -135,3 +135,28 @@ def test_json_with_bad_bytes_rejects_only_the_affected_records(tmp_path):
     (tmp_path / "mixed.json").write_bytes(good + b"\n" + bad + b"\n")
     traces, rejected = read_traces(tmp_path / "mixed.json")
     assert len(traces) == 1 and list(rejected["kind"]) == ["invalid_utf8"] and list(rejected["line"]) == [2]
+
+
+def test_a_chat_of_several_exchanges_gives_its_last_exchange_or_is_rejected_as_ambiguous(tmp_path):
+    chat = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "<think>2 and 2 make 4.</think> \\boxed{4}"},
+            {"role": "user", "content": "And 3+3?"},
+            {"role": "assistant", "content": "<think>3 and 3 make 6.</think> \\boxed{6}"},
+        ]
+    }
+    unanswered = {"messages": [{"role": "assistant", "content": "<think>x</think> \\boxed{1}"}, {"role": "user", "content": "Q?"}]}
+    path = _write_jsonl(tmp_path / "chats.jsonl", [chat, unanswered])
+    traces, rejected = read_traces(path)
+    # Question and answer from the same exchange: the user turn the last assistant turn answers.
+    assert traces[["question", "reasoning", "answer"]].values.tolist() == [["And 3+3?", "3 and 3 make 6.", "6"]]
+    assert list(rejected["line"]) == [2] and "no non-empty user message before the last assistant message" in rejected["reason"].iloc[0]
+    strict, rejected = read_traces(path, multi_turn="reject")
+    assert strict.empty and list(rejected["kind"]) == ["ambiguous", "missing_field"]
+    assert "2 user turns before the last assistant message (ingestion.multi_turn: reject)" in rejected["reason"].iloc[0]
+    one_exchange = _write_jsonl(tmp_path / "one.jsonl", [MESSAGES])
+    assert len(read_traces(one_exchange, multi_turn="reject")[0]) == 1  # a single exchange is never ambiguous
+    with pytest.raises(ValueError, match="multi_turn policy 'first'"):
+        read_traces(path, multi_turn="first")

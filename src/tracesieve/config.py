@@ -20,7 +20,7 @@ from tracesieve.modeling import DEVICES, DTYPES, bf16_available
 from tracesieve.scorers import SCORER_STRATEGIES, SCORERS
 from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
 from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
-from tracesieve.traces import FORMATS
+from tracesieve.traces import FORMATS, MULTI_TURN_POLICIES
 from tracesieve.world.roles import ORACLE_STRATEGY
 
 
@@ -90,6 +90,9 @@ class IngestionConfig(_Config):
 
     format: Literal[FORMATS] = "auto"
     max_chars: int = Field(200_000, ge=1, description="reasoning longer than this is rejected")
+    multi_turn: Literal[MULTI_TURN_POLICIES] = Field(
+        "last_exchange", description="a chat of several exchanges: the last user turn and the reply to it, or reject it as ambiguous"
+    )
 
 
 class AttributionConfig(_Config):

@@ -20,7 +20,7 @@ from math_verify import parse, verify
 
 from tracesieve.answers import last_boxed
 from tracesieve.generation import generate_completions
-from tracesieve.metrics import Z_95, mean_interval, wilson_interval
+from tracesieve.metrics import mean_interval, wilson_interval
 
 if TYPE_CHECKING:  # the schemas live at the edge; evaluation reads their fields
     from tracesieve.config import EvaluationConfig
@@ -70,8 +70,10 @@ def accuracy_interval(correct: pd.Series, problem_ids: pd.Series) -> tuple[float
     per_problem = correct.astype(float).groupby(problem_ids.to_numpy()).mean()
     if len(per_problem) == len(correct):
         return wilson_interval(int(correct.sum()), len(correct))
-    half = Z_95 * per_problem.std(ddof=1) / math.sqrt(len(per_problem)) if len(per_problem) > 1 else math.nan
-    return max(0.0, per_problem.mean() - half), min(1.0, per_problem.mean() + half)
+    _, low, high = mean_interval(per_problem)
+    if math.isnan(low):  # one problem: no interval
+        return math.nan, math.nan
+    return max(0.0, low), min(1.0, high)
 
 
 def summarize_generations(generations: pd.DataFrame, pass_ks: Sequence[int] = (1,)) -> dict[str, float]:

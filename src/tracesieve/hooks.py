@@ -216,9 +216,9 @@ def preflight_problems(pipeline, catalog) -> list[str]:
 def method_choice(pipeline, catalog, env: str) -> str | None:
     """For a run of both methods (``from_traces``) that cannot start: which models each method needs, which
     are there, and the command that runs the method whose inputs are all there. None for any other run."""
-    from tracesieve.pipelines import leaf_method, segment_method
     from tracesieve.datasets.hf import _FolderDataset
     from tracesieve.datasets.trace_files import TraceFilesDataset
+    from tracesieve.pipelines import leaf_method, segment_method
 
     nodes = {node.name for node in pipeline.nodes}
     methods = {"segment_method": segment_method.create_pipeline(), "leaf_method": leaf_method.create_pipeline()}

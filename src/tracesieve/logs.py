@@ -15,7 +15,7 @@ UNDERSTOOD = (
     (r"One or more dataset names contain '\.' characters", UserWarning, "namespaced datasets (teacher.model) are Kedro's namespaces"),
 )
 
-_WARNING = re.compile(r"^(?P<path>.+?):(?P<line>\d+): (?P<category>\w+): (?P<message>.*)", re.S)
+_WARNING = re.compile(r"^(?P<path>.+?):(?P<line>\d+): (?P<category>\w+): (?P<message>.*)", re.DOTALL)
 
 
 class WarningSource(logging.Filter):

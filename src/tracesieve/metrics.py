@@ -6,38 +6,43 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
+from sklearn.metrics import roc_auc_score
 
-Z_95 = 1.959964  # the standard normal's 97.5% quantile: two-sided 95% intervals
+Z_95 = float(stats.norm.ppf(0.975))  # the standard normal's 97.5% quantile: two-sided 95% intervals
 
 
 def mean_interval(values: Sequence[float] | pd.Series) -> tuple[float, float, float]:
-    """Mean with a 95% normal interval over the values (NaN halves for a single value)."""
-    values = pd.Series(values, dtype="float64")
+    """Mean with a 95% normal interval over the values (scipy; NaN halves for a single value)."""
+    values = np.asarray(pd.Series(values, dtype="float64"))
     mean = float(values.mean())
-    half = Z_95 * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-    return mean, mean - half, mean + half
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    spread = float(stats.sem(values))
+    if spread == 0:  # identical values (two variants that agree on every problem): scipy's scale must be > 0
+        return mean, mean, mean
+    low, high = stats.norm.interval(0.95, loc=mean, scale=spread)
+    return mean, float(low), float(high)
 
 
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion; sound near 0 and 1, where the normal one is not."""
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (scipy's binomtest); sound near 0 and 1, where the normal
+    one is not."""
     if trials == 0:
         return math.nan, math.nan
-    p = successes / trials
-    denominator = 1 + z**2 / trials
-    centre = (p + z**2 / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    interval = stats.binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def auroc(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
-    """Probability that a random positive outscores a random negative, ties counted half (Mann-Whitney U)."""
+    """Probability that a random positive outscores a random negative, ties counted half (scikit-learn's
+    ROC AUC, which is the Mann-Whitney U over the pairs); NaN without both classes."""
     if len(positive_scores) == 0 or len(negative_scores) == 0:
         return math.nan
-    ranks = pd.Series([*positive_scores, *negative_scores], dtype="float64").rank(method="average")
-    n_positive, n_negative = len(positive_scores), len(negative_scores)
-    u_statistic = ranks.iloc[:n_positive].sum() - n_positive * (n_positive + 1) / 2
-    return float(u_statistic / (n_positive * n_negative))
+    labels = np.r_[np.ones(len(positive_scores)), np.zeros(len(negative_scores))]
+    return float(roc_auc_score(labels, np.r_[np.asarray(positive_scores, dtype="float64"), np.asarray(negative_scores, dtype="float64")]))
 
 
 def as_mlflow_metrics(values: Mapping[str, float], step: int = 0) -> dict[str, dict[str, float]]:

@@ -31,6 +31,8 @@ from tracesieve.rendering import THINK_CLOSE, THINK_OPEN
 logger = logging.getLogger(__name__)
 
 FORMATS = ("auto", "limo", "messages", "r1", "world")
+# A chat record with several user/assistant exchanges: its last exchange, or a rejection as ambiguous.
+MULTI_TURN_POLICIES = ("last_exchange", "reject")
 SUFFIXES = (".jsonl", ".json", ".parquet")
 TRACE_COLUMNS = ["trace_id", "question", "reasoning", "answer", "source", "line", "format"]
 REJECTED_COLUMNS = ["source", "line", "kind", "reason", "excerpt"]
@@ -219,8 +221,10 @@ def _answer_from(text: str, where: str) -> str:
     return answer
 
 
-def _extract(record: dict[str, Any], record_format: str) -> tuple[str, str, str, str | None]:
-    """(question, reasoning, answer, trace_id or None) of one record in ``record_format``."""
+def _extract(record: dict[str, Any], record_format: str, multi_turn: str = "last_exchange") -> tuple[str, str, str, str | None]:
+    """(question, reasoning, answer, trace_id or None) of one record in ``record_format``. A chat with
+    several exchanges (``messages``) gives its last one (``multi_turn: last_exchange``) or is rejected as
+    ambiguous (``reject``)."""
     missing = [name for name in REQUIRED_FIELDS[record_format] if name not in record]
     if missing:
         raise Rejection("missing_field", f"missing field {missing[0]!r} (format {record_format})")
@@ -244,14 +248,23 @@ def _extract(record: dict[str, Any], record_format: str) -> tuple[str, str, str,
     messages = record["messages"]
     if not isinstance(messages, list) or not all(isinstance(message, dict) for message in messages):
         raise Rejection("wrong_type", "field 'messages' is not a list of {role, content} objects")
-    users = [message.get("content") for message in messages if message.get("role") == "user"]
-    assistants = [message.get("content") for message in messages if message.get("role") == "assistant"]
-    if not users or not isinstance(users[0], str) or not users[0].strip():
-        raise Rejection("missing_field", "messages hold no non-empty user message")
-    if not assistants or not isinstance(assistants[-1], str) or not assistants[-1].strip():
+    roles = [message.get("role") for message in messages]
+    if "assistant" not in roles:
         raise Rejection("missing_field", "messages hold no non-empty assistant message")
-    reasoning, after = split_thinking(assistants[-1], field="assistant message")
-    return users[0], reasoning, _answer_from(after, "the assistant message after </think>"), None
+    last_assistant = len(roles) - 1 - roles[::-1].index("assistant")
+    reply = messages[last_assistant].get("content")
+    if not isinstance(reply, str) or not reply.strip():
+        raise Rejection("missing_field", "messages hold no non-empty assistant message")
+    # The question is the user turn the last assistant turn answers, not the conversation's first one.
+    asked = [index for index in range(last_assistant) if roles[index] == "user"]
+    if not asked or not isinstance(messages[asked[-1]].get("content"), str) or not messages[asked[-1]]["content"].strip():
+        raise Rejection("missing_field", "messages hold no non-empty user message before the last assistant message")
+    if len(asked) > 1 and multi_turn == "reject":
+        raise Rejection(
+            "ambiguous", f"messages hold {len(asked)} user turns before the last assistant message (ingestion.multi_turn: reject)"
+        )
+    reasoning, after = split_thinking(reply, field="assistant message")
+    return messages[asked[-1]]["content"], reasoning, _answer_from(after, "the assistant message after </think>"), None
 
 
 def _require_known_format(format: str, where: str) -> None:
@@ -266,10 +279,12 @@ def content_trace_id(question: str, reasoning: str, answer: str) -> str:
 
 
 def parse_trace_records(
-    records: Iterable[RawRecord], *, format: str = "auto", max_chars: int = 200_000
+    records: Iterable[RawRecord], *, format: str = "auto", max_chars: int = 200_000, multi_turn: str = "last_exchange"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Turn raw records into (traces, rejected); every record lands in exactly one of them."""
     _require_known_format(format, "")
+    if multi_turn not in MULTI_TURN_POLICIES:
+        raise ValueError(f"Unknown multi_turn policy {multi_turn!r}; expected one of {', '.join(MULTI_TURN_POLICIES)}.")
     traces: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     seen_content: dict[tuple[str, str, str], str] = {}
@@ -280,7 +295,7 @@ def parse_trace_records(
             if raw.error is not None:
                 raise raw.error
             record_format = detect_format(raw.record) if format == "auto" else format
-            question, reasoning, answer, trace_id = _extract(raw.record, record_format)
+            question, reasoning, answer, trace_id = _extract(raw.record, record_format, multi_turn)
             answer = answer.strip()
             if len(reasoning) > max_chars:
                 raise Rejection("too_long", f"reasoning is {len(reasoning)} characters, over max_chars={max_chars}")
@@ -320,14 +335,16 @@ def parse_trace_records(
     return traces_table, rejected_table
 
 
-def read_traces(path: str | Path, format: str = "auto", *, max_chars: int = 200_000) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_traces(
+    path: str | Path, format: str = "auto", *, max_chars: int = 200_000, multi_turn: str = "last_exchange"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read trace files (a file, a folder or a glob of JSONL, JSON or Parquet) into (traces, rejected).
 
     ``traces`` has ``trace_id, question, reasoning, answer, source, line, format``; ``rejected`` has
     ``source, line, reason, excerpt``. A missing path or an unknown format raises an error naming the path.
     """
     _require_known_format(format, f" for {str(path)!r}")  # before any file is read
-    return parse_trace_records(read_raw_records(path), format=format, max_chars=max_chars)
+    return parse_trace_records(read_raw_records(path), format=format, max_chars=max_chars, multi_turn=multi_turn)
 
 
 def ingestion_summary(raw_records: Sequence[RawRecord], traces: pd.DataFrame, rejected: pd.DataFrame) -> dict[str, float]:

@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-logger = logging.getLogger(__name__)
-
 from tracesieve.tracking import SWEEP_ENV, SWEEP_TAG, SWEEP_VALUES_ENV, SWEEP_VALUES_TAG
+
+logger = logging.getLogger(__name__)
 
 
 def parse_axis(text: str) -> tuple[str, list]:
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         params = ",".join(f"{name}={value}" for name, value in point.items())
         logger.info("sweep %s: %d/%d kedro run --params %s %s", identifier, number, len(points), params, " ".join(kedro_args))
         env = {**os.environ, SWEEP_ENV: identifier, SWEEP_VALUES_ENV: values}
-        result = subprocess.run([kedro, "run", "--params", params, *kedro_args], env=env)
+        result = subprocess.run([kedro, "run", "--params", params, *kedro_args], env=env, check=False)  # a failure is reported below
         if result.returncode != 0:
             logger.error("sweep %s: the run with %s failed (exit %d); rerun the same command to continue", identifier, params, result.returncode)
             return result.returncode

@@ -11,9 +11,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from tracesieve.evaluation import Z_95, is_correct
+from tracesieve.evaluation import is_correct
 from tracesieve.generation import generate_completions
 from tracesieve.leaf.examples import delete_spans
+from tracesieve.metrics import Z_95
 
 # The distractor gate passes when the LeaF student loses at least this much accuracy to a distractor:
 # with less, there is no confounding for a confounder-pruning method to remove (issue 15).

@@ -10,7 +10,17 @@ A package of its own because ``kedro run --pipeline NAME`` imports just ``traces
 
 from kedro.pipeline import Pipeline
 
-from tracesieve.pipelines import attribution, configured_variants, evaluation, faithfulness, fine_tuning, ingestion, reporting, segmentation, selection
+from tracesieve.pipelines import (
+    attribution,
+    configured_variants,
+    evaluation,
+    faithfulness,
+    fine_tuning,
+    ingestion,
+    reporting,
+    segmentation,
+    selection,
+)
 from tracesieve.pipelines.fine_tuning.pipeline import selection_table
 
 
