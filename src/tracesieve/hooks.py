@@ -191,11 +191,24 @@ class RunEndingHooks:
         self._previous.clear()
 
 
+def _checked_inputs(pipeline, catalog) -> dict:
+    """The pipeline's free inputs that must exist before it starts, by name: model and tokenizer folders,
+    trace files, and file-backed tables (no node of the pipeline writes any of them)."""
+    from tracesieve.datasets.hf import _FolderDataset
+    from tracesieve.datasets.trace_files import TraceFilesDataset
+
+    checked = {}
+    for name in sorted(pipeline.inputs()):
+        dataset = catalog.get(name) if name in catalog else None
+        if isinstance(dataset, _FolderDataset | TraceFilesDataset) or getattr(dataset, "_filepath", None) is not None:
+            checked[name] = dataset
+    return checked
+
+
 def preflight_problems(pipeline, catalog) -> list[str]:
     """What would make this run fail part-way, found before it starts: a provided (read-only) model folder
-    the pipeline would overwrite, a model, tokenizer, trace file or table it reads (and no node of it
-    writes) that is absent. (Invalid
-    parameters never get this far: Kedro validates every typed block before the pipeline starts.)"""
+    the pipeline would overwrite, or a model, tokenizer, trace file or table it reads that is absent.
+    (Invalid parameters never get this far: Kedro validates every typed block before the pipeline starts.)"""
     from tracesieve.datasets.hf import _FolderDataset
     from tracesieve.datasets.trace_files import TraceFilesDataset
 
@@ -204,11 +217,11 @@ def preflight_problems(pipeline, catalog) -> list[str]:
         dataset = catalog.get(name) if name in catalog else None
         if isinstance(dataset, _FolderDataset) and not dataset.writable:
             problems.append(f"{name}: this pipeline would overwrite it, but it is read-only here ({dataset._path}); run a pipeline that only reads it, such as from_traces")
-    for name in sorted(pipeline.inputs()):
-        dataset = catalog.get(name) if name in catalog else None
-        if isinstance(dataset, _FolderDataset | TraceFilesDataset) and (reason := dataset.missing()):
-            problems.append(f"{name}: {reason}")
-        elif getattr(dataset, "_filepath", None) is not None and not dataset.exists():  # a table read, never written here
+    for name, dataset in _checked_inputs(pipeline, catalog).items():
+        if isinstance(dataset, _FolderDataset | TraceFilesDataset):
+            if reason := dataset.missing():
+                problems.append(f"{name}: {reason}")
+        elif not dataset.exists():
             problems.append(f"{name}: no file at {dataset._filepath}")
     return problems
 
@@ -216,8 +229,6 @@ def preflight_problems(pipeline, catalog) -> list[str]:
 def method_choice(pipeline, catalog, env: str) -> str | None:
     """For a run of both methods (``from_traces``) that cannot start: which models each method needs, which
     are there, and the command that runs the method whose inputs are all there. None for any other run."""
-    from tracesieve.datasets.hf import _FolderDataset
-    from tracesieve.datasets.trace_files import TraceFilesDataset
     from tracesieve.pipelines import leaf_method, segment_method
 
     nodes = {node.name for node in pipeline.nodes}
@@ -226,10 +237,7 @@ def method_choice(pipeline, catalog, env: str) -> str | None:
         return None
     lines, ready = [], []
     for name, method in methods.items():
-        needed = sorted(
-            item for item in method.inputs()
-            if item in catalog and (isinstance(catalog.get(item), _FolderDataset | TraceFilesDataset) or getattr(catalog.get(item), "_filepath", None))
-        )
+        needed = list(_checked_inputs(method, catalog))
         missing = [problem.split(":")[0] for problem in preflight_problems(method, catalog)]
         lines.append(f"{name} needs {', '.join(needed)}: " + (f"missing {', '.join(missing)}" if missing else "all configured"))
         if not missing:
