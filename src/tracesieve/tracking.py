@@ -194,8 +194,9 @@ def tag_resumed(run_id: str) -> str | None:
 
 
 def open_on_model_training(experiment_id: str) -> None:
-    """Tag the experiment so that MLflow's UI opens it on runs and charts (it guesses GenAI otherwise);
-    a kind someone chose in the UI is kept."""
+    """Tag the experiment as a model-training one (runs, charts, compare) for MLflow UIs that decide per
+    experiment; 3.17's global GenAI / Model training toggle ignores it (``make mlflow-ui`` prints a URL that
+    sets the toggle). A kind someone chose in the UI is kept."""
     client = MlflowClient()
     if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
