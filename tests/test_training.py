@@ -8,7 +8,7 @@ from tests.conftest import byte_level_bpe
 from tracesieve.modeling import build_llama
 from tracesieve.rendering import ANSWER_PREFIX, INSTRUCTION, render_example, tokenize_with_offsets
 from tracesieve.config import LoraSettings, TrainingConfig
-from tracesieve.training import IGNORE_INDEX, CausalLMCollator, encode_for_sft, train_causal_lm
+from tracesieve.training import IGNORE_INDEX, encode_for_sft, train_causal_lm
 from tracesieve.world.problems import generate_problems
 from tracesieve.world.tokenizer import build_word_tokenizer
 
@@ -52,13 +52,6 @@ def test_supervised_spans_select_segments_and_the_answer_stays_supervised():
     assert problem.reasoning[first.start : first.end] not in supervised
 
 
-def test_collator_pads_inputs_labels_and_mask():
-    batch = CausalLMCollator(pad_token_id=0)([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}])
-    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
-    assert batch["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
-
-
 class _KillAfter(TrainerCallback):
     """Stands in for a crash: raises once the given step has finished."""
 
@@ -74,7 +67,7 @@ def _train(tokenizer, problems, output_dir, steps, callbacks=(), **settings):
     model = build_llama(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=512, seed=0)
     examples = [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer) for p in problems]
     config = TrainingConfig(max_steps=steps, batch_size=8, learning_rate=3e-3, logging_steps=1, save_steps=3, seed=0, **settings)
-    return train_causal_lm(model, examples, config, output_dir=output_dir, pad_token_id=tokenizer.pad_token_id, callbacks=callbacks)
+    return train_causal_lm(model, examples, config, output_dir=output_dir, tokenizer=tokenizer, callbacks=callbacks)
 
 
 def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
@@ -185,3 +178,58 @@ def test_gradient_checkpointing_gives_the_same_weights(tmp_path):
     for (name, weight), (_, other) in zip(plain.state_dict().items(), checkpointed.state_dict().items()):
         assert torch.allclose(weight, other, atol=1e-5), name
     assert not checkpointed.is_activation_checkpointing
+
+
+def test_sft_runs_through_trl_and_its_loss_is_the_mean_over_exactly_the_labels_we_built(tmp_path):
+    """TRL keeps our labels as given: the first logged loss (before any update) is the token-mean cross-entropy
+    over the supervised positions, computed by hand from the untrained model, for full and partial labels."""
+    from transformers.trainer_callback import TrainerCallback as Callback
+
+    tokenizer, problems = _setup(8)
+    seen = {}
+
+    class _Trainer(Callback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            seen["trainer_args"] = type(args).__name__
+
+    for name, spans in (("full", None), ("first_segment", lambda p: [(p.segments[0].start, p.segments[0].end)])):
+        examples = [
+            encode_for_sft(tokenizer, p.question, p.reasoning, p.answer, supervised_spans=None if spans is None else spans(p)) for p in problems
+        ]
+        model = build_llama(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=512, seed=0)
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for example in examples:
+                logits = model(input_ids=torch.tensor([example["input_ids"]])).logits[0, :-1]
+                labels = torch.tensor(example["labels"][1:])
+                total += torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum").item()
+                count += int((labels != IGNORE_INDEX).sum())
+        config = TrainingConfig(max_steps=1, batch_size=len(examples), learning_rate=1e-3, logging_steps=1, save_steps=1, seed=0)
+        _, history = train_causal_lm(model, examples, config, output_dir=tmp_path / name, tokenizer=tokenizer, callbacks=[_Trainer()])
+        assert seen["trainer_args"] == "SFTConfig"
+        assert history[0]["loss"] == pytest.approx(total / count, rel=1e-4), name
+
+
+def test_a_trace_over_max_length_stops_the_run_or_is_rejected_with_its_length_never_cut(tmp_path):
+    import pandas as pd
+
+    from tracesieve.config import FineTuningConfig
+    from tracesieve.training import fine_tune_variant
+
+    tokenizer, problems = _setup(6)
+    traces = pd.DataFrame(
+        {"trace_id": [f"t{i}" for i in range(6)], "question": [p.question for p in problems],
+         "reasoning": [p.reasoning for p in problems], "answer": [p.answer for p in problems]}
+    )
+    selections = pd.DataFrame({"trace_id": traces["trace_id"], "strategy": "all", "mask_char_spans": [[[0, len(p.reasoning)]] for p in problems]})
+    lengths = {f"t{i}": len(encode_for_sft(tokenizer, p.question, p.reasoning, p.answer)["input_ids"]) for i, p in enumerate(problems)}
+    limit = sorted(lengths.values())[3]
+    too_long = sorted(trace_id for trace_id, length in lengths.items() if length > limit)
+    assert too_long
+    settings = dict(max_steps=1, batch_size=2, logging_steps=1, save_steps=1, max_length=limit, checkpoint_dir=str(tmp_path), variants=["full_sft"])
+    with pytest.raises(ValueError, match=rf"over fine_tuning.max_length={limit}: '{too_long[0]}' \({lengths[too_long[0]]} tokens\)"):
+        fine_tune_variant(build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=512, seed=0), tokenizer, traces, selections, "all", FineTuningConfig(**settings))
+    model = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=512, seed=0)
+    _, _, summary, rejects = fine_tune_variant(model, tokenizer, traces, selections, "all", FineTuningConfig(**settings, over_length="reject"))
+    assert rejects.to_dict("records") == [{"trace_id": t, "tokens": lengths[t], "max_length": limit, "reason": "over_max_length"} for t in too_long]
+    assert summary["train_traces"] == 6 - len(too_long) and summary["length_rejects"] == len(too_long)

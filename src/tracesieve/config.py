@@ -207,7 +207,10 @@ class TrainingConfig(_Config):
     logging_steps: int = Field(5, ge=1)
     save_steps: int = Field(50, ge=1)
     seed: int = 0
-    max_length: int | None = Field(None, ge=8, description="longer examples stop the run; None: no limit")
+    max_length: int | None = Field(None, ge=8, description="tokens per trace, prompt included; None: no limit")
+    over_length: Literal["stop", "reject"] = Field(
+        "stop", description="a trace over max_length: stop the run naming it, or leave it out (length_rejects); never cut"
+    )
     bf16: bool | Literal["auto"] = Field("auto", description="mixed precision; auto: on when a bf16-capable GPU is present")
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
@@ -243,6 +246,9 @@ class DistillationConfig(TrainingConfig):
     """Teacher-to-student distillation: the optimisation plus the KL temperature."""
 
     temperature: float = Field(1.0, gt=0)
+    kl_chunk_size: int | None = Field(
+        1024, ge=1, description="response tokens whose logits exist at once in the KL (the same loss); None: all of them"
+    )
 
 
 class DistillationVariant(_Config):

@@ -1,9 +1,13 @@
-"""Supervised fine-tuning of causal LMs on rendered reasoning examples, through the transformers Trainer.
+"""Supervised fine-tuning of causal LMs on rendered reasoning examples, through TRL's SFTTrainer.
 
 The loss goes where the labels say: the prompt is always masked (-100), the reasoning is supervised on the
-given character spans (all of it by default), and the answer suffix and EOS are always supervised.
-Checkpoints are written to ``output_dir`` so that a killed run resumes where it stopped. LoRA goes through
-peft and is merged back after training, so every trained model is a plain model folder.
+given character spans (all of it by default), and the answer suffix and EOS are always supervised. TRL
+keeps a pre-tokenised ``labels`` column as given and scores it through a fused LM head, in tiles, so the
+full-vocabulary logits of a batch are never held for the backward pass. TRL's own ``max_length`` (1024,
+keep_start) would cut late segments silently; it is off, and ``max_length`` / ``over_length`` here reject
+a long trace with its length or stop the run. Checkpoints are written to ``output_dir`` so that a killed run
+resumes where it stopped. LoRA goes through peft and is merged back after training, so every trained model
+is a plain model folder.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
+from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
 
 from tracesieve.content_keys import content_key
 from tracesieve.rendering import render_example, tokenize_with_offsets
@@ -38,7 +44,6 @@ def encode_for_sft(
     answer: str,
     *,
     supervised_spans: Sequence[tuple[int, int]] | None = None,
-    max_length: int | None = None,
 ) -> dict[str, list[int]]:
     """Token ids and labels for one example.
 
@@ -59,31 +64,33 @@ def encode_for_sft(
         labels.append(token_id if supervised else IGNORE_INDEX)
     input_ids.append(tokenizer.eos_token_id)
     labels.append(tokenizer.eos_token_id)
-    if max_length is not None and len(input_ids) > max_length:
-        raise ValueError(
-            f"Example is {len(input_ids)} tokens, over max_length={max_length}; raise the limit or filter "
-            "long traces before training."
-        )
     return {"input_ids": input_ids, "labels": labels}
 
 
-class CausalLMCollator:
-    """Pads a batch on the right: pad token in the inputs, -100 in the labels, 0 in the attention mask."""
+LENGTH_REJECT_COLUMNS = ["trace_id", "tokens", "max_length", "reason"]
+OVER_LENGTH_POLICIES = ("stop", "reject")
 
-    def __init__(self, pad_token_id: int):
-        self.pad_token_id = pad_token_id
 
-    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(feature["input_ids"]) for feature in features)
-        input_ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(features), width), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(features), width), dtype=torch.long)
-        for row, feature in enumerate(features):
-            length = len(feature["input_ids"])
-            input_ids[row, :length] = torch.tensor(feature["input_ids"])
-            labels[row, :length] = torch.tensor(feature["labels"])
-            attention_mask[row, :length] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+def within_length(
+    trace_ids: Sequence[str], lengths: Sequence[int], max_length: int | None, over_length: str, setting: str
+) -> tuple[list[bool], pd.DataFrame]:
+    """Which traces fit ``max_length`` tokens, and a rejects table (trace, tokens, limit, reason) of those
+    that do not. Nothing is ever cut: with ``over_length`` "stop" a long trace stops the run with its length;
+    with "reject" it is left out of training and lands in the table. ``setting`` names the key to change."""
+    if over_length not in OVER_LENGTH_POLICIES:
+        raise ValueError(f"over_length must be one of {OVER_LENGTH_POLICIES}, got {over_length!r}")
+    keep = [max_length is None or length <= max_length for length in lengths]
+    too_long = [(trace_id, length) for trace_id, length, fits in zip(trace_ids, lengths, keep, strict=True) if not fits]
+    if too_long and over_length == "stop":
+        shown = ", ".join(f"{trace_id!r} ({length} tokens)" for trace_id, length in too_long[:5])
+        raise ValueError(
+            f"{len(too_long)} traces are over {setting}.max_length={max_length}: {shown}. Raise the limit, or set "
+            f"{setting}.over_length: reject to leave them out (they are listed in the length_rejects table)."
+        )
+    rejects = pd.DataFrame(
+        [(trace_id, length, max_length, "over_max_length") for trace_id, length in too_long], columns=LENGTH_REJECT_COLUMNS
+    )
+    return keep, rejects
 
 
 def supervised_token_count(examples: Sequence[dict[str, list[int]]]) -> int:
@@ -92,12 +99,13 @@ def supervised_token_count(examples: Sequence[dict[str, list[int]]]) -> int:
 
 
 def selective_sft_examples(
-    tokenizer, traces: pd.DataFrame, selections: pd.DataFrame, strategy: str, *, max_length: int | None = None
+    tokenizer, traces: pd.DataFrame, selections: pd.DataFrame, strategy: str
 ) -> tuple[list[str], list[dict[str, list[int]]]]:
     """Encoded examples supervised on one selection strategy's loss-mask spans; returns (trace ids, examples).
 
     Every strategy covers the same traces in the same order (those with a selection), so variants differ
-    only in their labels. A trace whose selection is empty still supervises its answer and EOS.
+    only in their labels (a length limit, which reads the tokens only, leaves out the same traces of each).
+    A trace whose selection is empty still supervises its answer and EOS.
     """
     chosen = selections[selections["strategy"] == strategy]
     if chosen.empty:
@@ -117,7 +125,6 @@ def selective_sft_examples(
             row.reasoning,
             row.answer,
             supervised_spans=[tuple(span) for span in row.mask_char_spans],
-            max_length=max_length,
         )
         for row in merged.itertuples(index=False)
     ]
@@ -150,16 +157,17 @@ def train_causal_lm(
     config: TrainingConfig,
     *,
     output_dir: str | Path,
-    pad_token_id: int,
+    tokenizer,
     callbacks: Sequence[TrainerCallback] = (),
     collator=None,
-    trainer_class: type[Trainer] = Trainer,
+    trainer_class: type[Trainer] | None = None,
     trainer_kwargs: dict | None = None,
 ):
     """Train ``model`` on encoded ``examples``; returns (the trained model, the logged loss history).
 
-    The default is causal-LM training on ``labels``; a different objective brings its own ``collator`` and
-    ``trainer_class`` (a Trainer whose ``compute_loss`` implements it) with its ``trainer_kwargs``.
+    The default is masked SFT on ``labels`` through TRL's SFTTrainer. A different objective brings its own
+    ``collator`` and ``trainer_class`` (a transformers Trainer whose ``compute_loss`` implements it) with its
+    ``trainer_kwargs``. ``examples`` are used as they are: no truncation, no re-tokenisation.
 
     Without LoRA the model is trained in place and returned; with LoRA the adapters are merged and the
     merged plain model is returned. Resumes from the last checkpoint in ``output_dir`` if there is one, so
@@ -169,7 +177,7 @@ def train_causal_lm(
     if config.lora is not None:
         model = _with_lora(model, config.lora)
     output_dir.mkdir(parents=True, exist_ok=True)
-    arguments = TrainingArguments(
+    settings = dict(
         output_dir=str(output_dir),
         max_steps=config.max_steps,
         per_device_train_batch_size=per_process_batch_size(config.batch_size),
@@ -191,17 +199,35 @@ def train_causal_lm(
         use_cpu=not torch.cuda.is_available(),
         remove_unused_columns=False,  # the collator decides what a batch holds
         disable_tqdm=False,
+        # Set explicitly: TRL's defaults turn both on.
         bf16=config.bf16_enabled,
         activation_checkpointing=config.gradient_checkpointing,
     )
-    trainer = trainer_class(
-        model=model,
-        args=arguments,
-        train_dataset=list(examples),
-        data_collator=collator or CausalLMCollator(pad_token_id),
-        callbacks=list(callbacks),
-        **(trainer_kwargs or {}),
-    )
+    if trainer_class is None:
+        arguments = SFTConfig(
+            **settings,
+            max_length=None,  # TRL would cut at 1024 tokens, keeping the start; the length policy ran before
+            packing=False,
+            shuffle_dataset=False,  # the sampler groups by length from the trainer's seed
+            dataset_kwargs={"skip_prepare_dataset": True},  # input_ids and labels are final
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=arguments,
+            train_dataset=Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]),
+            processing_class=tokenizer,
+            data_collator=collator,  # None: TRL's, which pads labels with -100 and keeps them as given
+            callbacks=list(callbacks),
+        )
+    else:
+        trainer = trainer_class(
+            model=model,
+            args=TrainingArguments(**settings),
+            train_dataset=list(examples),
+            data_collator=collator,
+            callbacks=list(callbacks),
+            **(trainer_kwargs or {}),
+        )
     last_checkpoint = get_last_checkpoint(str(output_dir))
     state = TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json")) if last_checkpoint else None
     if state is not None and state.global_step >= config.max_steps:
@@ -238,16 +264,26 @@ def sft_checkpoint_dir(config: FineTuningConfig, strategy: str, base_model, exam
 
 def fine_tune_variant(base_model, tokenizer, traces: pd.DataFrame, selections: pd.DataFrame, strategy: str, config: FineTuningConfig):
     """Masked SFT of ``base_model`` on every selected trace with the loss on one selection ``strategy`` only;
-    returns (the model, its loss history, a summary: supervised tokens and share, steps, seconds, final loss).
+    returns (the model, its loss history, a summary: supervised tokens and share, steps, seconds, final loss,
+    and the length rejects: traces over ``max_length`` left out under ``over_length: reject``).
 
     Every variant starts from the same base with the same seed, traces, order and steps; they differ only
     in their labels.
     """
-    trace_ids, examples = selective_sft_examples(tokenizer, traces, selections, strategy, max_length=config.max_length)
+    trace_ids, examples = selective_sft_examples(tokenizer, traces, selections, strategy)
+    keep, rejects = within_length(
+        trace_ids, [len(example["input_ids"]) for example in examples], config.max_length, config.over_length, "fine_tuning"
+    )
+    trace_ids = [trace_id for trace_id, fits in zip(trace_ids, keep, strict=True) if fits]
+    examples = [example for example, fits in zip(examples, keep, strict=True) if fits]
+    if not examples:
+        raise ValueError(f"every trace is over fine_tuning.max_length={config.max_length}: nothing is left to train on")
+    if len(rejects):
+        logger.warning("%d traces over fine_tuning.max_length=%d left out of SFT (length_rejects)", len(rejects), config.max_length)
     output_dir = sft_checkpoint_dir(config, strategy, base_model, examples)
     set_seed(config.seed)
     started = time.perf_counter()
-    model, history = train_causal_lm(base_model, examples, config, output_dir=output_dir, pad_token_id=tokenizer.pad_token_id)
+    model, history = train_causal_lm(base_model, examples, config, output_dir=output_dir, tokenizer=tokenizer)
     seconds = time.perf_counter() - started
     supervised = supervised_token_count(examples)
     total = sum(len(example["input_ids"]) for example in examples)
@@ -258,10 +294,11 @@ def fine_tune_variant(base_model, tokenizer, traces: pd.DataFrame, selections: p
     summary = {
         "strategy": strategy,
         "train_traces": len(trace_ids),
+        "length_rejects": len(rejects),
         "supervised_tokens": supervised,
         "supervised_token_share": supervised / max(1, total),
         "train_steps": config.max_steps,
         "train_seconds": seconds,
         "final_train_loss": history[-1]["loss"] if history else float("nan"),
     }
-    return model, history, summary
+    return model, history, summary, rejects

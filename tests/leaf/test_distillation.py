@@ -12,6 +12,8 @@ from tracesieve.config import DistillationVariant, LeafConfig, TrainingConfig
 from tracesieve.content_keys import weights_digest
 from tracesieve.leaf.distillation import (
     DistillationCollator,
+    add_hidden_state_forward,
+    chunked_forward_kl_per_token,
     distill,
     distillation_checkpoint_dir,
     distillation_item,
@@ -75,7 +77,7 @@ def test_distillation_trains_the_student_and_leaves_the_teacher_untouched(world,
         original = encode_leaf_example(tokenizer, example)
         items.append(distillation_item(original, encode_leaf_example(tokenizer, example.pruned([(0, 3)]))))
     config = TrainingConfig(max_steps=6, batch_size=3, learning_rate=3e-3, logging_steps=1, save_steps=3)
-    model, history = distill(student, teacher, items, config, output_dir=tmp_path, pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer))
+    model, history = distill(student, teacher, items, config, output_dir=tmp_path, tokenizer=tokenizer, vocab_size=len(tokenizer))
     assert weights_digest(teacher) == teacher_before and not teacher.training
     assert not any(parameter.requires_grad for parameter in teacher.parameters())
     assert weights_digest(model) != student_before
@@ -104,8 +106,9 @@ def test_distillation_items_pair_each_original_with_its_kept_counterfactuals_in_
     tokenizer, _, traces = world
     config = LeafConfig()
     counterfactuals = _kept(traces, [True, False])
-    leaf = distillation_items(traces, counterfactuals, tokenizer, config, DistillationVariant(original_weight=0.5, counterfactuals=True))
-    kd = distillation_items(traces, counterfactuals, tokenizer, config, DistillationVariant(original_weight=1.0, counterfactuals=False))
+    leaf, no_rejects = distillation_items(traces, counterfactuals, tokenizer, config, DistillationVariant(original_weight=0.5, counterfactuals=True))
+    kd, _ = distillation_items(traces, counterfactuals, tokenizer, config, DistillationVariant(original_weight=1.0, counterfactuals=False))
+    assert no_rejects.empty
     assert len(leaf) == len(kd) == len(traces)  # one kept counterfactual: its trace is one paired item
     ordered = traces.sort_values("trace_id")
     for item, trace in zip(leaf, ordered.itertuples(index=False)):
@@ -117,18 +120,93 @@ def test_distillation_items_pair_each_original_with_its_kept_counterfactuals_in_
     pruned = leaf_example(tokenizer, first.trace_id, first.question, first.reasoning, first.answer).pruned([(0, 4)])
     assert paired[0]["pruned_input_ids"] == encode_leaf_example(tokenizer, pruned).input_ids
     limited = LeafConfig(distillation={"max_length": 8})
-    with pytest.raises(ValueError, match=r"over leaf.distillation.max_length=8"):
+    with pytest.raises(ValueError, match=r"over leaf.distillation.max_length=8: '"):
         distillation_items(traces, counterfactuals, tokenizer, limited, DistillationVariant())
+
+
+def test_traces_over_the_length_limit_are_rejected_whole_with_their_length_never_cut(world):
+    tokenizer, _, traces = world
+    lengths = {
+        trace.trace_id: len(encode_leaf_example(tokenizer, leaf_example(tokenizer, trace.trace_id, trace.question, trace.reasoning, trace.answer)).input_ids)
+        for trace in traces.itertuples(index=False)
+    }
+    limit = sorted(lengths.values())[len(lengths) // 2]  # about half the traces are longer
+    config = LeafConfig(distillation={"max_length": limit, "over_length": "reject"})
+    counterfactuals = _kept(traces, [True] * len(traces))
+    items, rejects = distillation_items(traces, counterfactuals, tokenizer, config, DistillationVariant())
+    too_long = sorted(trace_id for trace_id, length in lengths.items() if length > limit)
+    assert too_long and sorted(rejects["trace_id"]) == too_long
+    assert rejects.set_index("trace_id")["tokens"].to_dict() == {trace_id: lengths[trace_id] for trace_id in too_long}
+    assert set(rejects["max_length"]) == {limit} and set(rejects["reason"]) == {"over_max_length"}
+    # Every kept trace is whole: its items are exactly the unlimited items of the traces within the limit.
+    unlimited, _ = distillation_items(traces, counterfactuals, tokenizer, LeafConfig(), DistillationVariant())
+    assert items == [item for item in unlimited if len(item["input_ids"]) <= limit]
+    assert len(items) == len(lengths) - len(too_long)
 
 
 def test_the_checkpoint_key_follows_the_variant_the_models_and_the_items(world):
     tokenizer, _, traces = world
     teacher, student = tiny_llama(tokenizer, seed=1), tiny_llama(tokenizer, seed=2)
     config = LeafConfig()
-    items = distillation_items(traces, _kept(traces, [True]), tokenizer, config, DistillationVariant())
+    items, _ = distillation_items(traces, _kept(traces, [True]), tokenizer, config, DistillationVariant())
     key = distillation_checkpoint_dir(config, DistillationVariant(), teacher, student, items)
     assert key == distillation_checkpoint_dir(config, DistillationVariant(), teacher, student, items)
     assert key.startswith("data/06_models/checkpoints/distill-")
     assert key != distillation_checkpoint_dir(config, DistillationVariant(original_weight=1.0), teacher, student, items)
     assert key != distillation_checkpoint_dir(config, DistillationVariant(), student, teacher, items)
     assert key != distillation_checkpoint_dir(config, DistillationVariant(), teacher, student, items[1:])
+
+
+def test_chunked_kl_gives_the_same_loss_and_gradients_as_the_whole_response_at_once(world):
+    tokenizer, problems, _ = world
+    teacher, student = tiny_llama(tokenizer, seed=1), tiny_llama(tokenizer, seed=2)
+    items = [
+        distillation_item(encode_leaf_example(tokenizer, leaf_example(tokenizer, p.trace_id, p.question, p.reasoning, p.answer)))
+        for p in problems[:4]
+    ]
+    batch = DistillationCollator(tokenizer.pad_token_id)(items)  # rows of different lengths: padding included
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    with torch.no_grad():
+        teacher_logits = teacher(**inputs).logits
+    whole, rows = forward_kl_per_token(teacher_logits, student(**inputs).logits, batch["response_mask"], temperature=2.0, vocab_size=len(tokenizer))
+    whole.mean().backward()
+    expected = {name: parameter.grad.clone() for name, parameter in student.named_parameters()}
+    student.zero_grad()
+
+    add_hidden_state_forward(teacher)
+    add_hidden_state_forward(student)
+    assert torch.equal(student(**inputs).logits, student.forward(**inputs).logits)  # other calls are unchanged
+    with torch.no_grad():
+        teacher_hidden = teacher(**inputs, hidden_states_only=True)
+    student_hidden = student(**inputs, hidden_states_only=True)
+    responses = int(batch["response_mask"][:, 1:].sum())
+    chunked, chunk_rows = chunked_forward_kl_per_token(
+        teacher_hidden, student_hidden, teacher.get_output_embeddings(), student.get_output_embeddings(),
+        batch["response_mask"], temperature=2.0, vocab_size=len(tokenizer), chunk_size=7,
+    )
+    assert responses > 7 * 3  # several chunks, the last one partial
+    torch.testing.assert_close(chunked, whole.detach(), rtol=0, atol=1e-5)
+    assert torch.equal(chunk_rows, rows)
+    chunked.mean().backward()
+    for name, parameter in student.named_parameters():
+        torch.testing.assert_close(parameter.grad, expected[name], rtol=0, atol=1e-5, msg=name)
+
+
+def test_distillation_with_the_chunked_kl_trains_to_the_same_student(world, tmp_path):
+    tokenizer, problems, _ = world
+    items = []
+    for problem in problems:
+        example = leaf_example(tokenizer, problem.trace_id, problem.question, problem.reasoning, problem.answer)
+        items.append(distillation_item(encode_leaf_example(tokenizer, example), encode_leaf_example(tokenizer, example.pruned([(0, 3)]))))
+    config = TrainingConfig(max_steps=3, batch_size=3, learning_rate=3e-3, logging_steps=1, save_steps=3)
+    students, histories = [], []
+    for chunk_size in (None, 5):
+        model, history = distill(
+            tiny_llama(tokenizer, seed=2), tiny_llama(tokenizer, seed=1), items, config, output_dir=tmp_path / str(chunk_size),
+            tokenizer=tokenizer, vocab_size=len(tokenizer), kl_chunk_size=chunk_size,
+        )
+        students.append(model.state_dict())
+        histories.append([entry["loss"] for entry in history])
+    np.testing.assert_allclose(histories[1], histories[0], rtol=0, atol=1e-5)
+    for name, weight in students[0].items():
+        torch.testing.assert_close(students[1][name], weight, rtol=0, atol=1e-5, msg=name)

@@ -9,6 +9,11 @@ training item, so both terms of an example meet in the same step (the authors' c
 copies to the data file). An example without a kept counterfactual has X\\A = X: its second term is its
 first. Standard KD is the same trainer with lambda = 1 and no counterfactuals. The teacher stays in eval
 mode, frozen, under no_grad.
+
+Long traces: with ``kl_chunk_size`` set (the default), neither model's full-vocabulary logits are built for
+the whole response. Both models return their last hidden states; the KL is computed a chunk of response
+tokens at a time, each chunk projected through both LM heads, in float32, under activation checkpointing, so
+only one chunk's logits exist at once, in the forward and in the backward pass.
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import functools
+import types
+
 import pandas as pd
 import torch
+from torch.utils.checkpoint import checkpoint
 from transformers import Trainer, set_seed
 
 from tracesieve.content_keys import content_key
 from tracesieve.leaf.examples import EncodedLeafExample, encode_leaf_example, leaf_examples
-from tracesieve.training import train_causal_lm
+from tracesieve.training import train_causal_lm, within_length
 
 if TYPE_CHECKING:  # the schemas import this package's names
     from tracesieve.config import DistillationVariant, LeafConfig, TrainingConfig
@@ -85,6 +94,73 @@ def forward_kl_per_token(
     return kl * temperature**2, rows
 
 
+def add_hidden_state_forward(model) -> None:
+    """Let ``model(..., hidden_states_only=True)`` return the backbone's last hidden states and skip the LM
+    head. Patched on the model itself (under PEFT, on its base model), so a call through a DDP, FSDP or PEFT
+    wrapper reaches it like any forward, and gradients sync as usual; other calls are unchanged."""
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(causal_lm, "_tracesieve_hidden_forward", False):
+        return
+    config = causal_lm.config.get_text_config()
+    for name in ("final_logit_softcapping", "logit_scale", "logits_scaling"):
+        if getattr(config, name, None) not in (None, 1, 1.0):
+            raise ValueError(
+                f"{type(causal_lm).__name__} transforms its logits ({name}); the chunked KL projects the hidden states "
+                "through the LM head alone. Set leaf.distillation.kl_chunk_size: null for this model."
+            )
+    original_forward = causal_lm.forward
+
+    @functools.wraps(type(causal_lm).forward)
+    def forward(self, *args, hidden_states_only: bool = False, **kwargs):
+        if not hidden_states_only:
+            return original_forward(*args, **kwargs)
+        return self.base_model(*args, **kwargs).last_hidden_state
+
+    causal_lm.forward = types.MethodType(forward, causal_lm)
+    causal_lm._tracesieve_hidden_forward = True
+
+
+def _chunk_kl(teacher_hidden, student_hidden, teacher_head, student_head, temperature: float, vocab_size: int | None):
+    with torch.no_grad():
+        teacher = teacher_head(teacher_hidden).float()
+    student = student_head(student_hidden).float()
+    if vocab_size is not None:
+        teacher, student = teacher[:, :vocab_size], student[:, :vocab_size]
+    teacher_log_probs = torch.log_softmax(teacher / temperature, dim=-1)
+    student_log_probs = torch.log_softmax(student / temperature, dim=-1)
+    return (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(-1) * temperature**2
+
+
+def chunked_forward_kl_per_token(
+    teacher_hidden: torch.Tensor,
+    student_hidden: torch.Tensor,
+    teacher_head: torch.nn.Module,
+    student_head: torch.nn.Module,
+    response_mask: torch.Tensor,
+    temperature: float = 1.0,
+    vocab_size: int | None = None,
+    chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``forward_kl_per_token`` from the models' last hidden states, ``chunk_size`` response tokens at a time.
+
+    Each chunk goes through both LM heads under activation checkpointing: its logits are freed after its KL
+    and rebuilt in the backward pass, so peak memory holds one chunk's logits, not the whole response's.
+    """
+    predicts_response = response_mask[:, 1:].bool()
+    rows = predicts_response.nonzero()[:, 0]
+    teacher_states = teacher_hidden[:, :-1][predicts_response]
+    student_states = student_hidden[:, :-1][predicts_response]
+    chunks = [
+        checkpoint(
+            _chunk_kl, teacher_states[start : start + chunk_size], student_states[start : start + chunk_size],
+            teacher_head, student_head, temperature, vocab_size, use_reentrant=False,
+        )
+        for start in range(0, len(student_states), chunk_size)
+    ]
+    kl = torch.cat(chunks) if chunks else student_states.new_zeros(0)
+    return kl, rows
+
+
 def leaf_objective(
     original_kl: torch.Tensor, original_rows: torch.Tensor, pruned_kl: torch.Tensor | None, pruned_rows: torch.Tensor | None, original_weight: float
 ) -> torch.Tensor:
@@ -100,7 +176,9 @@ def leaf_objective(
 class DistillationTrainer(Trainer):
     """A Trainer whose loss is LeaF's objective against a frozen teacher."""
 
-    def __init__(self, *args, teacher, temperature: float, original_weight: float, vocab_size: int, **kwargs):
+    def __init__(
+        self, *args, teacher, temperature: float, original_weight: float, vocab_size: int, kl_chunk_size: int | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         if not 0 <= original_weight <= 1:
             raise ValueError(f"lambda must be in [0, 1], got {original_weight}")
@@ -108,8 +186,21 @@ class DistillationTrainer(Trainer):
         self.temperature = temperature
         self.original_weight = original_weight
         self.vocab_size = vocab_size
+        self.kl_chunk_size = kl_chunk_size
+        if kl_chunk_size is not None:
+            add_hidden_state_forward(self.teacher)
+            add_hidden_state_forward(self.model)
 
     def _token_kl(self, model, input_ids, attention_mask, response_mask):
+        if self.kl_chunk_size is not None:
+            with torch.no_grad():
+                teacher_hidden = self.teacher(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, hidden_states_only=True)
+            student_hidden = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, hidden_states_only=True)
+            return chunked_forward_kl_per_token(
+                teacher_hidden, student_hidden, self.teacher.get_output_embeddings(),
+                self.accelerator.unwrap_model(model).get_output_embeddings(), response_mask,
+                self.temperature, self.vocab_size, self.kl_chunk_size,
+            )
         with torch.no_grad():
             teacher_logits = self.teacher(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
         student_logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
@@ -132,12 +223,15 @@ def distill(
     config: TrainingConfig,
     *,
     output_dir: str | Path,
-    pad_token_id: int,
+    tokenizer,
     vocab_size: int,
     temperature: float = 1.0,
     original_weight: float = 0.5,
+    kl_chunk_size: int | None = None,
+    callbacks: Sequence = (),
 ):
     """Distil ``teacher`` into ``student`` on ``items``; returns (the student, the logged loss history).
+    ``kl_chunk_size``: response tokens per KL chunk (None: all logits at once).
 
     Checkpoints and resuming work as in ``training.train_causal_lm``, which this runs with the LeaF loss.
     """
@@ -150,29 +244,38 @@ def distill(
         items,
         config,
         output_dir=output_dir,
-        pad_token_id=pad_token_id,
-        collator=DistillationCollator(pad_token_id),
+        tokenizer=tokenizer,
+        collator=DistillationCollator(tokenizer.pad_token_id),
+        callbacks=callbacks,
         trainer_class=DistillationTrainer,
-        trainer_kwargs={"teacher": teacher, "temperature": temperature, "original_weight": original_weight, "vocab_size": vocab_size},
+        trainer_kwargs={
+            "teacher": teacher, "temperature": temperature, "original_weight": original_weight, "vocab_size": vocab_size,
+            "kl_chunk_size": kl_chunk_size,
+        },
     )
 
 
 def distillation_items(
     traces: pd.DataFrame, counterfactuals: pd.DataFrame, tokenizer, config: LeafConfig, variant: DistillationVariant
-) -> list[dict[str, list[int]]]:
+) -> tuple[list[dict[str, list[int]]], pd.DataFrame]:
     """Training items in trace order: the original (whole response, instruction level) of every trace, paired
     with each of its kept counterfactuals when the variant uses them (one item per counterfactual); a trace
-    without one is an item alone. A trace over ``config.distillation.max_length`` tokens stops the run."""
+    without one is an item alone. Returns (items, length rejects): a trace over
+    ``config.distillation.max_length`` tokens stops the run or, with ``over_length: reject``, is left out
+    and listed (a counterfactual is never longer than its original)."""
     originals = leaf_examples(traces, tokenizer, level="instruction")
     analysed = originals if config.level == "instruction" else leaf_examples(traces, tokenizer, level=config.level, response_prefix_share=config.response_prefix_share)
     kept = counterfactuals[counterfactuals["kept"].astype(bool)] if variant.counterfactuals else counterfactuals.iloc[0:0]
     by_trace = {trace_id: group for trace_id, group in kept.groupby("trace_id")}
-    limit = config.distillation.max_length
+    trace_ids = sorted(originals)
+    encoded = {trace_id: encode_leaf_example(tokenizer, originals[trace_id]) for trace_id in trace_ids}
+    settings = config.distillation
+    fits, rejects = within_length(
+        trace_ids, [len(encoded[trace_id].input_ids) for trace_id in trace_ids], settings.max_length, settings.over_length, "leaf.distillation"
+    )
     items = []
-    for trace_id in sorted(originals):
-        original = encode_leaf_example(tokenizer, originals[trace_id])
-        if limit is not None and len(original.input_ids) > limit:
-            raise ValueError(f"trace {trace_id!r} is {len(original.input_ids)} tokens, over leaf.distillation.max_length={limit}")
+    for trace_id in (trace_id for trace_id, fit in zip(trace_ids, fits, strict=True) if fit):
+        original = encoded[trace_id]
         group = by_trace.get(trace_id)
         if group is None:
             items.append(distillation_item(original))
@@ -180,12 +283,15 @@ def distillation_items(
         for row in group.sort_values("counterfactual_index").itertuples():
             pruned = analysed[trace_id].pruned([tuple(span) for span in row.spans])
             items.append(distillation_item(original, encode_leaf_example(tokenizer, pruned)))
-    return items
+    if not items:
+        raise ValueError(f"every trace is over leaf.distillation.max_length={settings.max_length}: nothing is left to distil on")
+    return items, rejects
 
 
 def distillation_checkpoint_dir(config: LeafConfig, variant: DistillationVariant, teacher, student, items: list[dict]) -> str:
     """Keyed by the optimisation, the variant, both models' weights and the items: resuming is always safe."""
-    settings = {"distillation": config.distillation.model_dump(exclude={"checkpoint_dir"}), "variant": variant.model_dump()}
+    # kl_chunk_size changes how the loss is computed, not its value: a checkpoint resumes across it.
+    settings = {"distillation": config.distillation.model_dump(exclude={"checkpoint_dir", "kl_chunk_size"}), "variant": variant.model_dump()}
     key = content_key(settings, models=[teacher, student], data=items, length=12)
     return f"{config.distillation.checkpoint_dir}/distill-{key}"
 
@@ -195,8 +301,9 @@ def distill_variant(
 ):
     """Distil ``teacher`` into ``student`` with one variant's lambda and counterfactuals (plain KD: lambda 1,
     none), the same steps, seed and optimiser for every variant; returns (the student, the loss history,
-    a summary: lambda, items, items with a counterfactual, response tokens, steps, seconds, final loss)."""
-    items = distillation_items(traces, checked_counterfactuals, tokenizer, config, variant)
+    a summary: lambda, items, items with a counterfactual, response tokens, steps, seconds, final loss; and
+    the length rejects)."""
+    items, rejects = distillation_items(traces, checked_counterfactuals, tokenizer, config, variant)
     output_dir = distillation_checkpoint_dir(config, variant, teacher, student, items)
     set_seed(config.distillation.seed)
     started = time.perf_counter()
@@ -206,19 +313,21 @@ def distill_variant(
         items,
         config.distillation,
         output_dir=output_dir,
-        pad_token_id=tokenizer.pad_token_id,
+        tokenizer=tokenizer,
         vocab_size=len(tokenizer),
         temperature=config.distillation.temperature,
         original_weight=variant.original_weight,
+        kl_chunk_size=config.distillation.kl_chunk_size,
     )
     summary = {
         "lambda": variant.original_weight,
         "counterfactuals": variant.counterfactuals,
         "train_items": len(items),
+        "length_rejects": len(rejects),
         "items_with_counterfactual": sum("pruned_input_ids" in item for item in items),
         "response_tokens": sum(sum(item["response_mask"]) for item in items),
         "train_steps": config.distillation.max_steps,
         "train_seconds": time.perf_counter() - started,
         "final_train_loss": history[-1]["loss"] if history else float("nan"),
     }
-    return model, history, summary
+    return model, history, summary, rejects

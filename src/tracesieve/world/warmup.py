@@ -82,7 +82,7 @@ def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldCon
     model, history = train_causal_lm(
         model, examples, training, output_dir=warmup_checkpoint_dir(
             config, spec, len(tokenizer), all_relevant=role == "student" and config.student_warmup == "all_relevant"
-        ), pad_token_id=tokenizer.pad_token_id
+        ), tokenizer=tokenizer
     )
     seconds = time.perf_counter() - started
     summary = {

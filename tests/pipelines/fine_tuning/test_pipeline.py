@@ -20,7 +20,7 @@ def test_one_namespace_per_variant_from_the_same_base_model():
         table = "oracle_selections" if node.namespace == "oracle_sft" else "selections"
         assert node.inputs == ["student.model", "tokenizer", "traces", table, "params:fine_tuning"]
         variant = node.namespace
-        assert node.outputs == [f"{variant}.model", f"{variant}.training_metrics", f"{variant}.training_log"]
+        assert node.outputs == [f"{variant}.model", f"{variant}.training_metrics", f"{variant}.training_log", f"{variant}.length_rejects"]
 
 
 def _selections(traces, tokenizer):

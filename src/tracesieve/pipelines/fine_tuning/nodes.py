@@ -17,13 +17,14 @@ def fine_tuning_node(variant: str):
 
     def train_variant(
         base_model, tokenizer, traces: pd.DataFrame, selections: pd.DataFrame, config: FineTuningConfig
-    ) -> tuple[Any, dict[str, list[dict[str, float]]], dict[str, Any]]:
+    ) -> tuple[Any, dict[str, list[dict[str, float]]], dict[str, Any], pd.DataFrame]:
         """Fine-tune the base model on every selected trace with the loss on one selection strategy only.
 
         Returns the model; its loss and learning-rate curves and summary (supervised tokens, seconds) for
-        MLflow; and the same as a saved training log for the comparison and the report.
+        MLflow; the same as a saved training log for the comparison and the report; and the traces left out
+        for being over ``fine_tuning.max_length`` (empty unless ``over_length: reject``).
         """
-        model, history, summary = fine_tune_variant(base_model, tokenizer, traces, selections, config.strategies[variant], config)
-        return model, training_metrics(summary, history), {"summary": summary, "history": history}
+        model, history, summary, rejects = fine_tune_variant(base_model, tokenizer, traces, selections, config.strategies[variant], config)
+        return model, training_metrics(summary, history), {"summary": summary, "history": history}, rejects
 
     return train_variant

@@ -17,7 +17,7 @@ def create_variant_pipeline(variant: str) -> Pipeline:
             Node(
                 fine_tuning_node(variant),
                 inputs=["base_model", "tokenizer", "traces", "selections", "params:fine_tuning"],
-                outputs=["model", "training_metrics", "training_log"],
+                outputs=["model", "training_metrics", "training_log", "length_rejects"],
                 name="train_variant",
             )
         ]

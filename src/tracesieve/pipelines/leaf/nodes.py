@@ -109,17 +109,18 @@ def distillation_node(variant: str):
 
     def distill_variant(
         student_model, teacher_model, tokenizer, traces: pd.DataFrame, leaf_checked_counterfactuals: pd.DataFrame, config: LeafConfig
-    ) -> tuple[Any, dict, dict]:
-        """Distil the teacher into the student: plain KD (lambda 1, no counterfactuals) or LeaF, same steps and seed."""
+    ) -> tuple[Any, dict, dict, pd.DataFrame]:
+        """Distil the teacher into the student: plain KD (lambda 1, no counterfactuals) or LeaF, same steps and
+        seed; the traces over ``leaf.distillation.max_length`` left out go to the length rejects."""
         settings = config.variants[variant]
-        model, history, summary = distillation.distill_variant(
+        model, history, summary, rejects = distillation.distill_variant(
             student_model, teacher_model, tokenizer, traces, leaf_checked_counterfactuals, config, settings
         )
         logger.info(
             "Distillation (lambda %.2f): %d items, %d with a counterfactual, %.0f s",
             settings.original_weight, summary["train_items"], summary["items_with_counterfactual"], summary["train_seconds"],
         )
-        return model, training_metrics(summary, history), {"summary": summary, "history": history}
+        return model, training_metrics(summary, history), {"summary": summary, "history": history}, rejects
 
     return distill_variant
 

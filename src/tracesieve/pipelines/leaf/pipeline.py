@@ -33,7 +33,7 @@ def create_distillation_pipeline(variant: str) -> Pipeline:
             Node(
                 distillation_node(variant),
                 inputs=["student_model", "teacher_model", "tokenizer", "traces", "leaf_checked_counterfactuals", "params:leaf"],
-                outputs=["model", "training_metrics", "training_log"],
+                outputs=["model", "training_metrics", "training_log", "length_rejects"],
                 name="distill_variant",
             )
         ]
