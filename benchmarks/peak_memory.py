@@ -31,3 +31,30 @@ def peak(device: str) -> int:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated()
     return _proc_status_bytes("VmHWM")
+
+
+def measure_in_fresh_process(script: str, job: dict) -> dict:
+    """Run ``script --worker <job as JSON>`` in a new Python process, so that one measurement's peak is its
+    own; returns the row it printed (``RESULT {...}``), or the job with the last line of its error."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, script, "--worker", json.dumps(job)], capture_output=True, text=True,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        return {**job, "error": (done.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def machine(device: str) -> dict:
+    """What the numbers were measured on."""
+    import os
+    import platform
+
+    described = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform()}
+    if device.startswith("cuda"):
+        described["gpu"] = torch.cuda.get_device_name(0)
+    return described

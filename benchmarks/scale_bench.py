@@ -5,8 +5,9 @@ weights, sets time and memory), with SDPA attention. For each (model, stage, len
 
 - ``ig``: integrated gradients of a 4-token answer onto every token (tracesieve.attribution), ``--ig-steps``
   path points, one point per forward/backward at these lengths (the memory-bounded default batch);
-- ``train``: ``--train-steps`` optimiser steps of tracesieve.training.train_causal_lm (the Trainer, AdamW) on
-  one sequence of the length, loss on every token;
+- ``train``: ``--train-steps`` optimiser steps of tracesieve.training.train_causal_lm (TRL's SFTTrainer since
+  issue 19; the plain Trainer when scale_bench_cpu.json was measured; AdamW) on one sequence of the length,
+  loss on every token;
 - ``generate``: greedy decoding of ``--new-tokens`` tokens after a prompt of the length (KV cache).
 
 Peak memory is the GPU's ``max_memory_allocated`` on CUDA and the process's peak resident set on CPU (VmHWM,
@@ -24,14 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
+from peak_memory import (  # benchmarks/, the script's own folder
+    machine,
+    measure_in_fresh_process,
+    memory_now,
+    peak,
+    reset_peak,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -101,6 +104,7 @@ def measure(job: dict) -> dict:
         from transformers import TrainerCallback
 
         from tracesieve.training import TrainingConfig, train_causal_lm
+        from tracesieve.world.tokenizer import build_word_tokenizer
 
         class StepClock(TrainerCallback):
             def __init__(self):
@@ -117,7 +121,9 @@ def measure(job: dict) -> dict:
         if job["dtype"] == "bfloat16":
             model = model.float()  # mixed precision: fp32 master weights, bf16 autocast, as fine-tuning runs
         with tempfile.TemporaryDirectory() as folder:
-            train_causal_lm(model, [example], config, output_dir=folder, pad_token_id=0, callbacks=[clock])
+            # The ids are random: the tokenizer only tells the trainer the padding id.
+            tokenizer = build_word_tokenizer(["a"], numbers_up_to=0)
+            train_causal_lm(model, [example], config, output_dir=folder, tokenizer=tokenizer, callbacks=[clock])
         steady = [later - earlier for earlier, later in zip(clock.times, clock.times[1:])]  # the first step warms up
         seconds = sum(steady) / len(steady) if steady else float("nan")
         row.update(seconds_per_step=seconds, tokens_per_second=length / seconds)
@@ -190,28 +196,18 @@ def main() -> None:
             for length in lengths:
                 job = {**common, "model": model, "stage": stage, "length": length}
                 started = time.perf_counter()
-                done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True,
-                                      env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-                lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-                if done.returncode != 0 or not lines:
-                    error = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                    print(f"{model} {stage} {length}: failed ({error})", flush=True)
-                    rows.append({**job, "error": error})
-                    continue
-                row = json.loads(lines[-1][len("RESULT "):])
+                row = measure_in_fresh_process(__file__, job)
                 rows.append(row)
+                if "error" in row:
+                    print(f"{model} {stage} {length}: failed ({row['error']})", flush=True)
+                    continue
                 speed = {key: round(value, 3) for key, value in row.items() if "second" in key}
                 print(f"{model} {stage} {length} tokens: peak {row['peak_memory_gib']:.2f} GiB (model {row['model_memory_gib']:.2f}), "
                       f"{speed} [{time.perf_counter() - started:.0f} s]", flush=True)
-    import torch
-
-    machine = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform()}
-    if gpu:
-        machine["gpu"] = torch.cuda.get_device_name(0)
     measured = [row for row in rows if "error" not in row]
     output = args.output or RESULTS / f"scale_bench_{args.device}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"machine": machine, "settings": common, "rows": rows, "memory_fits": linear_fits(measured)}, indent=2))
+    output.write_text(json.dumps({"machine": machine(args.device), "settings": common, "rows": rows, "memory_fits": linear_fits(measured)}, indent=2))
     print(f"wrote {output}")
 
 

@@ -9,9 +9,9 @@ the library's own names, imported, never restated.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tracesieve.attribution import BASELINES, METHODS
 from tracesieve.leaf.confounders import PRUNING_MODES, THRESHOLD_RULES
@@ -312,6 +312,19 @@ class EvaluationConfig(_Config):
     reference: str = Field("full_sft", description="the variant every other one is compared with, problem by problem")
     device: Literal[DEVICES] = Field("auto", description="auto: the GPU when there is one")
     dtype: Literal[DTYPES] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
+    engine: Literal["hf", "vllm"] = Field("hf", description="hf: transformers generate; vllm: the optional vLLM extra")
+    vllm: dict[str, Any] = Field(
+        default_factory=lambda: {"gpu_memory_utilization": 0.3},
+        description="vllm.LLM options (engine vllm); gpu_memory_utilization is the share of CPU memory on the CPU backend",
+    )
+
+    @field_validator("vllm")
+    @classmethod
+    def _no_remote_code(cls, options: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted({"model", "tokenizer", "dtype", "seed", "trust_remote_code"} & set(options))
+        if reserved:
+            raise ValueError(f"evaluation.vllm cannot set {reserved}: the model, its dtype and the seed come from the run, and remote code stays off")
+        return options
 
 
 class ReportingConfig(_Config):

@@ -178,6 +178,8 @@ def evaluate_on_problems(model, tokenizer, eval_problems: pd.DataFrame, config: 
         temperature=config.temperature,
         top_p=config.top_p,
         seed=config.seed,
+        engine=config.engine,
+        engine_options=config.vllm,
     )
     seconds = time.perf_counter() - started
     rows = problems.iloc[[completion.prompt_index for completion in completions]].reset_index(drop=True)
