@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="samples per prompt in the sampled rows")
     parser.add_argument("--hf-batch", type=int, default=64)
     parser.add_argument("--memory", type=float, default=0.3, help="vLLM gpu_memory_utilization (CPU memory share on CPU)")
+    parser.add_argument("--modes", nargs="+", default=["greedy", "sampled"], choices=["greedy", "sampled"])
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
 
@@ -42,15 +43,19 @@ def main() -> None:
     import vllm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tracesieve.config import WorldConfig
     from tracesieve.generation import generate_completions
     from tracesieve.world.problems import generate_problems
 
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(args.device).eval()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    questions = [problem.question for problem in generate_problems(args.prompts, seed=0, split="eval")]
+    options = WorldConfig().problems.model_dump()  # the default world's problem settings
+    questions = [problem.question for problem in generate_problems(args.prompts, seed=0, split="eval", **options)]
     rows, texts = [], {}
     for mode, samples in (("greedy", 1), ("sampled", args.samples)):
+        if mode not in args.modes:
+            continue
         for engine in ("hf", "vllm"):
             options = {"gpu_memory_utilization": args.memory} if engine == "vllm" else None
             started = time.perf_counter()

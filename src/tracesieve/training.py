@@ -2,10 +2,12 @@
 
 The loss goes where the labels say: the prompt is always masked (-100), the reasoning is supervised on the
 given character spans (all of it by default), and the answer suffix and EOS are always supervised. TRL
-keeps a pre-tokenised ``labels`` column as given and scores it through a fused LM head, in tiles, so the
-full-vocabulary logits of a batch are never held for the backward pass. TRL's own ``max_length`` (1024,
-keep_start) would cut late segments silently; it is off, and ``max_length`` / ``over_length`` here reject
-a long trace with its length or stop the run. Checkpoints are written to ``output_dir`` so that a killed run
+keeps a pre-tokenised ``labels`` column as given and scores it through a fused LM head that rebuilds the
+logits in the backward pass instead of keeping them: on CUDA it projects only the supervised positions (a
+Triton kernel); elsewhere its torch fallback projects every position in 4,096 x 32,768 tiles, which on CPU
+takes more memory than the plain Trainer did (benchmarks/results/long_trace_bench_cpu.json). TRL's own
+``max_length`` (1024, keep_start) would cut late segments silently; it is off, and ``max_length`` /
+``over_length`` here reject a long trace with its length or stop the run. Checkpoints are written to ``output_dir`` so that a killed run
 resumes where it stopped. LoRA goes through peft and is merged back after training, so every trained model
 is a plain model folder.
 """

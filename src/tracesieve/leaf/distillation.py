@@ -18,13 +18,12 @@ only one chunk's logits exist at once, in the forward and in the backward pass.
 
 from __future__ import annotations
 
+import functools
 import time
+import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import functools
-import types
 
 import pandas as pd
 import torch
