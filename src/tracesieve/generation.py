@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 
 from tracesieve.rendering import render_prompt
 
+ENGINES = ("hf", "vllm")
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -127,9 +129,6 @@ def generate_from_prompts(
         tokenizer.padding_side = original_side
         model.train(was_training)
     return completions
-
-
-ENGINES = ("hf", "vllm")
 
 
 def generate_with_vllm(
