@@ -40,6 +40,7 @@ from peak_memory import (  # benchmarks/, the script's own folder
     memory_now,
     peak,
     reset_peak,
+    step_clock,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -52,7 +53,7 @@ BEFORE_AFTER = {"sft": ("trainer", "trl"), "distill": ("kl_whole", "kl_chunked")
 def measure(job: dict) -> dict:
     """One measurement in this (fresh) process."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
 
     from tracesieve.config import TrainingConfig
 
@@ -70,16 +71,7 @@ def measure(job: dict) -> dict:
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(2, len(tokenizer), (length,), generator=generator).tolist()
 
-    class StepClock(TrainerCallback):
-        def __init__(self):
-            self.times = []
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            self.times.append(time.perf_counter())
-
-    clock = StepClock()
+    clock = step_clock(device)
     config = TrainingConfig(max_steps=job["steps"], batch_size=1, learning_rate=1e-5, warmup_ratio=0.0, logging_steps=1,
                             save_steps=10**9, bf16=job["bf16"], gradient_checkpointing=job["gradient_checkpointing"])
     with tempfile.TemporaryDirectory() as folder:
@@ -110,8 +102,7 @@ def measure(job: dict) -> dict:
             supervised = length - response_start
             distill(model, teacher, [distillation_item(original)], config, output_dir=folder, tokenizer=tokenizer,
                     vocab_size=len(tokenizer), kl_chunk_size=job["kl_chunk"] if job["engine"] == "kl_chunked" else None, callbacks=[clock])
-    steady = [later - earlier for earlier, later in zip(clock.times, clock.times[1:])]
-    seconds = sum(steady) / len(steady) if steady else float("nan")
+    seconds = clock.steady_seconds()
     return {**job, "model_memory_gib": model_memory, "peak_memory_gib": peak(device) / 2**30,
             "seconds_per_step": seconds, "tokens_per_second": length / seconds, "supervised_tokens": supervised}
 

@@ -58,3 +58,26 @@ def machine(device: str) -> dict:
     if device.startswith("cuda"):
         described["gpu"] = torch.cuda.get_device_name(0)
     return described
+
+
+def step_clock(device: str):
+    """A Trainer callback that records when each optimiser step ends (the GPU synchronised first);
+    ``steady_seconds()`` is the mean step time after the first, which warms up."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.times = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            self.times.append(time.perf_counter())
+
+        def steady_seconds(self) -> float:
+            steady = [later - earlier for earlier, later in zip(self.times, self.times[1:])]
+            return sum(steady) / len(steady) if steady else float("nan")
+
+    return StepClock()

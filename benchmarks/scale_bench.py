@@ -34,6 +34,7 @@ from peak_memory import (  # benchmarks/, the script's own folder
     memory_now,
     peak,
     reset_peak,
+    step_clock,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -101,20 +102,11 @@ def measure(job: dict) -> dict:
     elif stage == "train":
         import tempfile
 
-        from transformers import TrainerCallback
-
-        from tracesieve.training import TrainingConfig, train_causal_lm
+        from tracesieve.config import TrainingConfig
+        from tracesieve.training import train_causal_lm
         from tracesieve.world.tokenizer import build_word_tokenizer
 
-        class StepClock(TrainerCallback):
-            def __init__(self):
-                self.times = []
-
-            def on_step_end(self, args, state, control, **kwargs):
-                synchronize()
-                self.times.append(time.perf_counter())
-
-        clock = StepClock()
+        clock = step_clock(device)
         example = {"input_ids": ids.tolist(), "labels": ids.tolist()}
         config = TrainingConfig(max_steps=job["train_steps"], batch_size=1, learning_rate=1e-5, warmup_ratio=0.0, logging_steps=1,
                                 save_steps=10**9, bf16=job["dtype"] == "bfloat16", gradient_checkpointing=job["gradient_checkpointing"])
@@ -124,8 +116,7 @@ def measure(job: dict) -> dict:
             # The ids are random: the tokenizer only tells the trainer the padding id.
             tokenizer = build_word_tokenizer(["a"], numbers_up_to=0)
             train_causal_lm(model, [example], config, output_dir=folder, tokenizer=tokenizer, callbacks=[clock])
-        steady = [later - earlier for earlier, later in zip(clock.times, clock.times[1:])]  # the first step warms up
-        seconds = sum(steady) / len(steady) if steady else float("nan")
+        seconds = clock.steady_seconds()  # the first step warms up
         row.update(seconds_per_step=seconds, tokens_per_second=length / seconds)
     elif stage == "generate":
         model.eval()
