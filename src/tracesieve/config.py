@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tracesieve.attribution import BASELINES, METHODS
+from tracesieve.generation import ENGINES
 from tracesieve.leaf.confounders import PRUNING_MODES, THRESHOLD_RULES
 from tracesieve.leaf.examples import LEVELS
 from tracesieve.modeling import DEVICES, DTYPES, bf16_available
@@ -21,6 +22,7 @@ from tracesieve.scorers import SCORER_STRATEGIES, SCORERS
 from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
 from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
 from tracesieve.traces import FORMATS, MULTI_TURN_POLICIES
+from tracesieve.training import OVER_LENGTH_POLICIES
 from tracesieve.world.roles import ORACLE_STRATEGY
 
 
@@ -208,7 +210,7 @@ class TrainingConfig(_Config):
     save_steps: int = Field(50, ge=1)
     seed: int = 0
     max_length: int | None = Field(None, ge=8, description="tokens per trace, prompt included; None: no limit")
-    over_length: Literal["stop", "reject"] = Field(
+    over_length: Literal[OVER_LENGTH_POLICIES] = Field(
         "stop", description="a trace over max_length: stop the run naming it, or leave it out (length_rejects); never cut"
     )
     bf16: bool | Literal["auto"] = Field("auto", description="mixed precision; auto: on when a bf16-capable GPU is present")
@@ -312,7 +314,7 @@ class EvaluationConfig(_Config):
     reference: str = Field("full_sft", description="the variant every other one is compared with, problem by problem")
     device: Literal[DEVICES] = Field("auto", description="auto: the GPU when there is one")
     dtype: Literal[DTYPES] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
-    engine: Literal["hf", "vllm"] = Field("hf", description="hf: transformers generate; vllm: the optional vLLM extra")
+    engine: Literal[ENGINES] = Field("hf", description="hf: transformers generate; vllm: the optional vLLM extra")
     vllm: dict[str, Any] = Field(
         default_factory=lambda: {"gpu_memory_utilization": 0.3},
         description="vllm.LLM options (engine vllm); gpu_memory_utilization is the share of CPU memory on the CPU backend",

@@ -257,14 +257,15 @@ def _extract(record: dict[str, Any], record_format: str, multi_turn: str = "last
         raise Rejection("missing_field", "messages hold no non-empty assistant message")
     # The question is the user turn the last assistant turn answers, not the conversation's first one.
     asked = [index for index in range(last_assistant) if roles[index] == "user"]
-    if not asked or not isinstance(messages[asked[-1]].get("content"), str) or not messages[asked[-1]]["content"].strip():
+    question = messages[asked[-1]].get("content") if asked else None
+    if not isinstance(question, str) or not question.strip():
         raise Rejection("missing_field", "messages hold no non-empty user message before the last assistant message")
     if len(asked) > 1 and multi_turn == "reject":
         raise Rejection(
             "ambiguous", f"messages hold {len(asked)} user turns before the last assistant message (ingestion.multi_turn: reject)"
         )
     reasoning, after = split_thinking(reply, field="assistant message")
-    return messages[asked[-1]]["content"], reasoning, _answer_from(after, "the assistant message after </think>"), None
+    return question, reasoning, _answer_from(after, "the assistant message after </think>"), None
 
 
 def _require_known_format(format: str, where: str) -> None:
