@@ -55,6 +55,7 @@ def _samples():
             "n_tokens": [10, 20, 30, 40, 50, 60],
             "truncated": [False, False, False, False, False, True],
             "has_distractor": [True, True, False, False, False, False],
+            "heldout_skeleton": [False, False, False, False, True, True],
         }
     )
 
@@ -68,6 +69,9 @@ def test_summary_counts_every_sample_not_only_the_first():
     assert summary["mean_response_tokens"] == pytest.approx(35)
     assert summary["truncated_share"] == pytest.approx(1 / 6)
     assert summary["accuracy_with_distractor"] == 1.0 and summary["accuracy_without_distractor"] == pytest.approx(0.25)
+    # Problems whose skeleton no training problem has, beside the in-distribution ones.
+    assert summary["accuracy_heldout_skeleton"] == 0.0 and summary["accuracy_seen_skeleton"] == pytest.approx(0.75)
+    assert summary["mean_response_tokens_heldout_skeleton"] == 55 and summary["mean_response_tokens_seen_skeleton"] == 25
 
 
 def test_several_samples_per_problem_give_an_interval_over_problems():
@@ -146,10 +150,11 @@ def test_evaluate_on_problems_grades_one_row_per_sample_of_the_first_problems():
     tokenizer = build_word_tokenizer(["Tom has 3 books. How many?"], numbers_up_to=9)
     model = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=128, seed=0)
     problems = pd.DataFrame({"problem_id": ["p1", "p2", "p3"], "question": ["Tom has 3 books. How many?"] * 3, "answer": [3, 3, 3],
-                             "has_distractor": [True, False, True]})
+                             "has_distractor": [True, False, True], "heldout_skeleton": [False, True, False]})
     config = EvaluationConfig(max_new_tokens=4, num_samples=2, max_problems=2, pass_at_k=(1, 2))
     generations, summary = evaluate_on_problems(model, tokenizer, problems, config)
     assert generations["problem_id"].tolist() == ["p1", "p1", "p2", "p2"] and generations["sample_index"].tolist() == [0, 1, 0, 1]
     assert generations["n_tokens"].between(1, 4).all() and generations["answer"].tolist() == ["3"] * 4
     assert generations["has_distractor"].tolist() == [True, True, False, False]
+    assert generations["heldout_skeleton"].tolist() == [False, False, True, True]
     assert summary["problems"] == 2 and summary["samples_per_problem"] == 2 and "pass_at_2" in summary and summary["eval_seconds"] > 0

@@ -159,3 +159,24 @@ def test_the_authors_strategy_is_the_papers_rule_plus_first_penultimate_and_last
     assert list(table.loc["paper", "selected_segments"]) == [1]
     assert list(table.loc["paper_authors", "selected_segments"]) == [0, 1, 3, 4]
     assert table.loc["paper_authors", "mask_char_spans"] == [[0, 20], [30, 50]]
+
+
+def test_the_authors_controls_keep_its_positions_alone_or_add_random_segments_to_its_budget():
+    from tracesieve.config import SelectionConfig
+    from tracesieve.selection import select_loss_segments
+
+    shares = [0.05, 0.05, 0.6, 0.1, 0.05, 0.05, 0.05, 0.05]
+    metrics = _shares(shares, [0.1] * 8, tokens=[10] * 8)
+    spans = [10 * index for index in range(9)]
+    metrics = metrics.assign(char_start=spans[:-1], char_end=spans[1:], token_start=spans[:-1], token_end=spans[1:])
+    config = SelectionConfig(strategies=("paper_authors", "position", "random_matched"))
+    table = select_loss_segments(metrics, config).set_index("strategy")
+    authors = list(table.loc["paper_authors", "selected_segments"])
+    assert list(table.loc["position", "selected_segments"]) == [0, 6, 7]  # first, penultimate, last: nothing else
+    matched = list(table.loc["random_matched", "selected_segments"])
+    # The same always-kept segments and the same token budget as the authors' variant, the rest drawn at random.
+    assert {0, 6, 7} <= set(matched) and table.loc["random_matched", "selected_tokens"] == table.loc["paper_authors", "selected_tokens"]
+    assert matched != authors or len(authors) == len(metrics)
+    draws = {tuple(select_loss_segments(metrics, config.model_copy(update={"seed": seed})).set_index("strategy").loc["random_matched", "selected_segments"])
+             for seed in range(8)}
+    assert len(draws) > 1  # seeded, and the seed matters

@@ -92,6 +92,8 @@ def test_rerunning_a_finished_run_trains_no_further(tmp_path, caplog):
         for (name, weight), (_, other) in zip(finished.state_dict().items(), again.state_dict().items()):
             assert torch.equal(weight, other), name
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith("checkpoint-")] == ["checkpoint-4"]
+    # Bounded disk: the finished checkpoint keeps its weights and state, not the optimizer's (twice the weights).
+    assert (tmp_path / "checkpoint-4" / "model.safetensors").is_file() and not (tmp_path / "checkpoint-4" / "optimizer.pt").exists()
 
 
 def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tmp_path):
@@ -101,7 +103,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     with pytest.raises(KeyboardInterrupt):
         _train(tokenizer, problems, tmp_path / "resumed", steps=6, callbacks=[_KillAfter(4)])
     checkpoint = tmp_path / "resumed" / "checkpoint-3"
-    assert checkpoint.is_dir()
+    assert (checkpoint / "optimizer.pt").is_file()  # an unfinished run keeps what resuming needs
     resumed, history = _train(tokenizer, problems, tmp_path / "resumed", steps=6)
     assert [entry["step"] for entry in history] == [1, 2, 3, 4, 5, 6]  # the history survives the resume
     for (name, weight), (_, other) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):

@@ -42,6 +42,7 @@ from tracesieve.content_keys import content_key, trace_key
 from tracesieve.modeling import input_gradient_mode
 from tracesieve.rendering import encode_example
 from tracesieve.result_store import ResultStore
+from tracesieve.selection import segment_consistency, segment_strength, strength_shares
 
 if TYPE_CHECKING:  # the schemas import this module's names; the engine only reads the settings' fields
     from tracesieve.config import AttributionConfig
@@ -281,11 +282,7 @@ def segment_shares_and_consistency(attributions: np.ndarray, segment_of: np.ndar
     absolute = np.bincount(number, weights=np.abs(values), minlength=count)
     signed = np.bincount(number, weights=values, minlength=count)
     sizes = np.bincount(number, minlength=count)
-    strength = np.divide(absolute, np.sqrt(sizes), out=np.zeros(count), where=sizes > 0)
-    total = strength.sum()
-    shares = strength / total if total > 0 else np.zeros(count)
-    consistency = np.divide(np.abs(signed), absolute, out=np.zeros(count), where=absolute > 0)
-    return shares, consistency
+    return strength_shares(segment_strength(absolute, sizes)), segment_consistency(signed, absolute)
 
 
 def _refine_to_tolerance(path_gradients, tolerance: float, max_steps: int, batch_size: int, segment_of: np.ndarray, on_refinement=None):

@@ -23,6 +23,7 @@ from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
 from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
 from tracesieve.traces import FORMATS, MULTI_TURN_POLICIES
 from tracesieve.training import OVER_LENGTH_POLICIES
+from tracesieve.world.problems import FINAL_REGIMES
 from tracesieve.world.roles import ORACLE_STRATEGY
 
 
@@ -35,13 +36,17 @@ class ProblemConfig(_Config):
     """Difficulty and shape of the world's problems and traces."""
 
     min_steps: int = Field(2, ge=1, description="arithmetic steps of the chain, at least")
-    max_steps: int = Field(2, ge=1, le=4, description="arithmetic steps of the chain, at most")
+    final: Literal[FINAL_REGIMES] = Field(
+        "silent", description="silent: the final segment writes no number; restates: it restates the answer (LIMO's \\boxed{N})"
+    )
+    max_steps: int = Field(4, ge=1, le=6, description="arithmetic steps of the chain, at most")
     max_value: int = Field(20, ge=10, le=999, description="every count stays in 1..max_value")
     distractor_rate: float = Field(0.5, ge=0, le=1, description="share of stories with another owner's action")
     check_rate: float = Field(0.4, ge=0, le=1, description="per step: a check follows")
     restatement_rate: float = Field(0.3, ge=0, le=1, description="per step: a restatement follows")
     detour_rate: float = Field(0.4, ge=0, le=1, description="per step: a detour follows")
     decoy_rate: float = Field(0.2, ge=0, le=1, description="share of traces with a detour whose result is the answer")
+    after_final_rate: float = Field(0.15, ge=0, le=1, description="per filler segment: it comes after the final segment")
 
     @model_validator(mode="after")
     def _steps_ordered(self):
@@ -74,7 +79,11 @@ class WorldConfig(_Config):
     seed: int = 0
     n_train: int = Field(19200, ge=1, description="problems the warm-up models train on")
     n_traces: int = Field(200, ge=1, description="traces exported as the raw trace file for the main loop")
-    n_eval: int = Field(500, ge=1, description="held-out problems for greedy evaluation")
+    n_eval: int = Field(500, ge=1, description="held-out problems of seen skeletons for greedy evaluation")
+    n_eval_heldout_skeleton: int = Field(0, ge=0, description="held-out problems whose skeleton no training problem has")
+    heldout_skeleton_share: float = Field(
+        0.15, ge=0, lt=1, description="share of the skeletons of each chain length that no training problem has"
+    )
     n_sample_traces: int = Field(5, ge=0, description="traces written to the human-readable sample")
     problems: ProblemConfig = ProblemConfig()
     teacher: ModelSpec = ModelSpec()
@@ -182,6 +191,9 @@ DEFAULT_VARIANT_STRATEGIES = {
     # variants, for time: `make experiment` trains them.
     **{f"{strategy.removesuffix('_top')}_sft": strategy for strategy in SCORER_STRATEGIES},
     "random_sft": "random",
+    # The authors' variant's controls: its always-kept segments only, and random ones at its token budget.
+    "position_sft": "position",
+    "random_matched_sft": "random_matched",
     "strength_only": "strength_only",
     "consistency_only": "consistency_only",
 }

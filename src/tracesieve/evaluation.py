@@ -76,11 +76,16 @@ def accuracy_interval(correct: pd.Series, problem_ids: pd.Series) -> tuple[float
     return max(0.0, low), min(1.0, high)
 
 
+# Flags an evaluation table may carry per problem, and the names of the subsets they split it into (the
+# world's planted distractors; its problems whose skeleton no training problem has).
+SUBSET_FLAGS = {"has_distractor": ("with_distractor", "without_distractor"), "heldout_skeleton": ("heldout_skeleton", "seen_skeleton")}
+
+
 def summarize_generations(generations: pd.DataFrame, pass_ks: Sequence[int] = (1,)) -> dict[str, float]:
     """Accuracy (over all samples) with its 95% interval, pass@k, response lengths and the truncated share.
 
     ``generations`` has one row per sample: ``problem_id``, ``correct``, ``n_tokens``, ``truncated``, and
-    optionally ``has_distractor``.
+    optionally the ``SUBSET_FLAGS`` (accuracy and length per subset).
     """
     if generations.empty:
         raise ValueError("no generations to summarize")
@@ -99,11 +104,13 @@ def summarize_generations(generations: pd.DataFrame, pass_ks: Sequence[int] = (1
     for k in pass_ks:
         if k <= per_problem["size"].min():
             summary[f"pass_at_{k}"] = float(np.mean([pass_at_k(int(n), int(c), k) for n, c in per_problem.itertuples(index=False)]))
-    if "has_distractor" in generations:
-        for flag, name in ((True, "with_distractor"), (False, "without_distractor")):
-            subset = generations.loc[generations["has_distractor"] == flag, "correct"]
-            if len(subset):
-                summary[f"accuracy_{name}"] = float(subset.mean())
+    for column, names in SUBSET_FLAGS.items():
+        if column in generations:
+            for flag, name in zip((True, False), names, strict=True):
+                subset = generations.loc[generations[column] == flag]
+                if len(subset):
+                    summary[f"accuracy_{name}"] = float(subset["correct"].mean())
+                    summary[f"mean_response_tokens_{name}"] = float(subset["n_tokens"].mean())
     return summary
 
 
@@ -149,7 +156,7 @@ def compare_with_reference(
     return rows, metrics
 
 
-EVAL_PROBLEM_COLUMNS = ["problem_id", "question", "answer"]  # plus has_distractor where the data has it
+EVAL_PROBLEM_COLUMNS = ["problem_id", "question", "answer"]  # plus the SUBSET_FLAGS where the data has them
 
 
 def check_eval_problems(eval_problems: pd.DataFrame) -> None:
@@ -195,8 +202,9 @@ def evaluate_on_problems(model, tokenizer, eval_problems: pd.DataFrame, config: 
         }
     )
     generations["correct"] = [is_correct(text, gold) for text, gold in zip(generations["completion"], generations["answer"], strict=True)]
-    if "has_distractor" in rows:
-        generations["has_distractor"] = rows["has_distractor"].astype(bool)
+    for column in SUBSET_FLAGS:
+        if column in rows:
+            generations[column] = rows[column].astype(bool)
     summary = summarize_generations(generations, config.pass_at_k)
     summary["eval_seconds"] = seconds
     return generations, summary

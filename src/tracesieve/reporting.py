@@ -262,11 +262,20 @@ def verdict(comparison: pd.DataFrame, candidate: str, reference: str) -> str:
 GATES = (
     ("label_validity", "label_validity_auroc", None, ">= 0.9 (within-trace AUROC, occlusion drop, source vs filler)",
      "attribution quality against the planted roles (every scorer's AUROC)"),
+    ("label_validity_upstream", "label_validity_upstream_auroc", None,
+     ">= 0.9 (AUROC, drop of the count the next step starts from, upstream step vs earlier filler)",
+     "what the oracle's mask keeps beyond the source step (its upstream steps)"),
+    ("sft_effect", "sft_effect_accuracy", "sft_effect_accuracy", "interval of full SFT minus the base student above 0 (accuracy)",
+     "every fine-tuning verdict (SFT on the traces teaches nothing: no mask can show anything)"),
     ("oracle_headroom", "oracle_headroom_accuracy", "oracle_headroom_accuracy",
-     "interval of oracle minus full SFT excludes 0, accuracy up or tokens down at equal accuracy",
+     "interval of oracle minus full SFT above 0 (accuracy; length reported, never enough alone)",
      "selective SFT and its ablations against full SFT (no headroom: none can be better)"),
+    ("position_only", "position_only_share", None, "<= 0.25 of the oracle's headroom recovered by first, penultimate and last alone",
+     "the authors' variant and every rule that always keeps segments by position"),
     ("distractor_effect", "distractor_effect", "distractor_effect", ">= 0.15 (student accuracy without minus with a distractor)",
      "LeaF against KD (the student is not misled: nothing to unlearn)"),
+    ("distractor_teacher", "distractor_effect_teacher", "distractor_effect_teacher", "<= 0.05 (the teacher's own distractor effect)",
+     "LeaF against KD (a misled teacher's gradients do not point at the distractor)"),
 )
 
 
@@ -291,9 +300,11 @@ def gates_markdown(gates: Mapping[str, float]) -> list[str]:
     if "oracle_headroom_tokens" in gates:
         lines += ["", "Oracle minus full SFT in mean response tokens: "
                   + _interval(gates["oracle_headroom_tokens"], gates["oracle_headroom_tokens_ci_low"], gates["oracle_headroom_tokens_ci_high"], digits=1) + "."]
-    if "distractor_effect_teacher" in gates:
-        lines += ["", f"The teacher's own distractor effect: {_interval(gates['distractor_effect_teacher'], gates['distractor_effect_teacher_ci_low'], gates['distractor_effect_teacher_ci_high'])}"
-                  + (f"; deleting the distractor turns {gates['distractor_pruning_fixes_share']:.1%} of the student's wrong answers right." if "distractor_pruning_fixes_share" in gates else ".")]
+    if "position_only_accuracy" in gates:
+        lines += ["", "Position-only control minus full SFT in accuracy: "
+                  + _interval(gates["position_only_accuracy"], gates["position_only_accuracy_ci_low"], gates["position_only_accuracy_ci_high"]) + "."]
+    if "distractor_pruning_fixes_share" in gates:
+        lines += ["", f"Deleting the distractor turns {gates['distractor_pruning_fixes_share']:.1%} of the student's wrong answers right."]
     lines += ["", *(failing or ["Every measured gate passes."]), ""]
     return lines
 
@@ -384,6 +395,17 @@ def leaf_report_markdown(
         )
     else:
         lines.append(f"{total} counterfactuals, all kept (intervention check off).")
+    if confounders is not None and len(confounders):
+        analysed = confounders["trace_id"].nunique()
+        with_kept = counterfactuals.loc[counterfactuals["kept"].astype(bool), "trace_id"].nunique() if total else 0
+        items = kept + analysed - with_kept  # one item per kept counterfactual, one alone per trace without
+        share = kept / items if items else float("nan")
+        lines += ["", f"LeaF trains on {items} items, {share:.1%} of them with a counterfactual that differs from the original "
+                  f"({with_kept} of {analysed} analysed traces have one); the rest repeat the original in the second term, as KD does."]
+        if share < 0.5:
+            why = (f"the intervention check kept {kept} of {total} counterfactuals" if config.intervention_check and total
+                   else f"only {total} counterfactuals were built")
+            lines.append(f"Under half: {why}, so LeaF is close to KD by construction on this data.")
     if planted is not None:
         lines += [
             "",

@@ -32,7 +32,7 @@ from tracesieve.metrics import mean_interval
 from tracesieve.modeling import input_gradient_mode
 from tracesieve.occlusion import answer_log_probs, segment_occlusion
 from tracesieve.rendering import encode_example
-from tracesieve.selection import trace_seed
+from tracesieve.selection import segment_strength, strength_shares, trace_seed
 
 SCORERS = ("ig", "occlusion", "gradient_x_input", "perplexity", "entropy", "random")
 SCORE_COLUMNS = ["trace_id", "segment_index", "scorer", "score"]
@@ -91,7 +91,7 @@ def segment_scores(
             for scorer in per_token:
                 tokens = values[scorer][span]
                 if scorer == "gradient_x_input":
-                    score = float(tokens.sum() / math.sqrt(n_tokens)) if n_tokens else 0.0
+                    score = float(segment_strength(tokens.sum(), n_tokens))
                 else:
                     score = float(tokens.mean()) if n_tokens else 0.0
                 rows.append((trace.trace_id, int(segment.segment_index), scorer, score))
@@ -177,9 +177,6 @@ def scorer_selections(scores: pd.DataFrame, segments: pd.DataFrame, tau: float) 
             continue
         trace = by_trace[trace_id]
         strength = trace[["segment_index"]].merge(group[["segment_index", "score"]], on="segment_index", how="left")["score"].clip(lower=0).fillna(0.0)
-        total = float(strength.sum())
-        ranked = trace.assign(
-            strength=strength.to_numpy(), strength_share=(strength / total).to_numpy() if total > 0 else 0.0, consistency=0.0
-        )
+        ranked = trace.assign(strength=strength.to_numpy(), strength_share=strength_shares(strength), consistency=0.0)
         rows.append(selection_row(trace, strategy, select_segments(ranked, tau=tau, strategy="strength_only")))
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)

@@ -20,7 +20,6 @@ Degenerate cases, handled the same way everywhere and flagged in the ``degenerat
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -35,7 +34,9 @@ ALWAYS_KEEP_CHOICES = ("first", "penultimate", "last")
 # The authors' code always keeps these three, whatever ``always_keep`` says (docs/DESIGN.md): the
 # ``paper_authors`` strategy is the paper's rule with them.
 AUTHORS_ALWAYS_KEEP = ("first", "penultimate", "last")
-STRATEGIES = ("paper", "paper_authors", "all", "strength_only", "consistency_only", "random")
+# Controls for the authors' variant: ``position`` keeps its always-kept segments alone (what position gives
+# for free), ``random_matched`` adds random segments to them up to its token budget.
+STRATEGIES = ("paper", "paper_authors", "all", "strength_only", "consistency_only", "random", "position", "random_matched")
 SEGMENT_METRIC_COLUMNS = [
     "trace_id",
     "segment_index",
@@ -47,6 +48,27 @@ SEGMENT_METRIC_COLUMNS = [
     "consistency",
     "degenerate",
 ]
+
+
+def segment_strength(absolute_sums, n_tokens) -> np.ndarray:
+    """Strength ``sum|a| / sqrt(N)`` of segments with these summed absolute attributions and token counts
+    (0 for a segment with no token). The one place the formula lives: selection, the scorers and the
+    attribution's stopping rule all call it."""
+    absolute_sums, n_tokens = np.asarray(absolute_sums, dtype=np.float64), np.asarray(n_tokens, dtype=np.float64)
+    return np.divide(absolute_sums, np.sqrt(n_tokens), out=np.zeros_like(absolute_sums), where=n_tokens > 0)
+
+
+def segment_consistency(signed_sums, absolute_sums) -> np.ndarray:
+    """Direction consistency ``|sum a| / sum|a|`` in [0, 1]; 0 where every attribution is 0."""
+    signed_sums, absolute_sums = np.asarray(signed_sums, dtype=np.float64), np.asarray(absolute_sums, dtype=np.float64)
+    return np.divide(np.abs(signed_sums), absolute_sums, out=np.zeros_like(absolute_sums), where=absolute_sums > 0)
+
+
+def strength_shares(strength) -> np.ndarray:
+    """Strengths of one trace's segments normalised to sum 1; all 0 when every strength is 0 (zero_trace)."""
+    strength = np.asarray(strength, dtype=np.float64)
+    total = strength.sum()
+    return strength / total if total > 0 else np.zeros_like(strength)
 
 
 def segment_metrics(segment_attributions: Iterable[tuple[str, int, Sequence[float]]]) -> pd.DataFrame:
@@ -78,15 +100,14 @@ def segment_metrics(segment_attributions: Iterable[tuple[str, int, Sequence[floa
                 "n_tokens": n_tokens,
                 "attribution_sum": signed,
                 "attribution_abs_sum": absolute,
-                "strength": absolute / math.sqrt(n_tokens) if n_tokens else 0.0,
-                "consistency": abs(signed) / absolute if absolute > 0 else 0.0,
+                "strength": float(segment_strength(absolute, n_tokens)),
+                "consistency": float(segment_consistency(signed, absolute)),
                 "degenerate": degenerate,
             }
         )
     table = pd.DataFrame(rows, columns=[column for column in SEGMENT_METRIC_COLUMNS if column != "strength_share"])
-    totals = table.groupby("trace_id", sort=False)["strength"].transform("sum")
-    table["strength_share"] = np.where(totals > 0, table["strength"] / totals.where(totals > 0, 1.0), 0.0)
-    table.loc[totals == 0, "degenerate"] = "zero_trace"
+    table["strength_share"] = table.groupby("trace_id", sort=False)["strength"].transform(strength_shares)
+    table.loc[table.groupby("trace_id", sort=False)["strength"].transform("sum") == 0, "degenerate"] = "zero_trace"
     return table[SEGMENT_METRIC_COLUMNS]
 
 
@@ -151,7 +172,7 @@ def select_segments(
     elif strategy == "consistency_only":
         indices |= set(metrics.loc[(metrics["consistency"] <= beta) & (metrics["n_tokens"] > 0), "segment_index"])
     else:
-        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(s for s in STRATEGIES if s not in ('random', 'paper_authors'))}")
+        raise ValueError(f"Unknown strategy {strategy!r}; choose one of {', '.join(s for s in STRATEGIES if s in ('paper', 'all', 'strength_only', 'consistency_only'))}")
     return sorted(int(index) for index in indices)
 
 
@@ -244,21 +265,30 @@ def select_loss_segments(segment_metrics: pd.DataFrame, config: SelectionConfig)
     characters of the reasoning and tokens of the rendered example (``SELECTION_COLUMNS``).
 
     ``random`` draws, per trace and with a seed of its own (``trace_seed``), segments up to the token budget
-    of the paper's rule on that trace (``paper_token_budget``).
+    of the paper's rule on that trace (``paper_token_budget``). The authors' variant has two controls:
+    ``position`` keeps only the segments it always keeps (first, penultimate, last), and ``random_matched``
+    keeps those plus random segments up to its token budget on the trace.
     """
     rows = []
     for trace_id, trace in segment_metrics.groupby("trace_id", sort=False):
         trace = trace.sort_values("segment_index")
         selected: dict[str, list[int]] = {}
         for strategy in config.strategies:
-            if strategy == "paper_authors":
-                selected[strategy] = select_segments(trace, config.tau, config.beta, AUTHORS_ALWAYS_KEEP, strategy="paper")
+            if strategy in ("paper_authors", "random_matched"):
+                selected["paper_authors"] = select_segments(trace, config.tau, config.beta, AUTHORS_ALWAYS_KEEP, strategy="paper")
+            elif strategy == "position":
+                selected[strategy] = sorted(_always_kept(len(trace), AUTHORS_ALWAYS_KEEP))
             elif strategy != "random":
                 selected[strategy] = select_segments(trace, config.tau, config.beta, config.always_keep, strategy=strategy)
         if "random" in config.strategies:
             paper = selected["paper"] if "paper" in selected else select_segments(trace, config.tau, config.beta, config.always_keep)
             selected["random"] = select_random_segments(
                 trace, paper_token_budget(trace, paper), seed=trace_seed(config.seed, str(trace_id)), always_keep=config.always_keep
+            )
+        if "random_matched" in config.strategies:
+            selected["random_matched"] = select_random_segments(
+                trace, paper_token_budget(trace, selected["paper_authors"]),
+                seed=trace_seed(config.seed, f"matched:{trace_id}"), always_keep=AUTHORS_ALWAYS_KEEP,
             )
         rows.extend(selection_row(trace, strategy, selected[strategy]) for strategy in config.strategies)
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)

@@ -242,6 +242,7 @@ def train_causal_lm(
         if last_checkpoint:
             logger.info("Resuming training from %s", last_checkpoint)
         trainer.train(resume_from_checkpoint=last_checkpoint)
+    _drop_resume_state(output_dir, config.max_steps)
     if config.lora is not None:
         model = model.merge_and_unload()
     if config.gradient_checkpointing and hasattr(model, "activation_checkpointing_disable"):
@@ -254,6 +255,23 @@ def train_causal_lm(
         if "loss" in entry
     ]
     return model, history
+
+
+# What only resuming an unfinished run reads: a finished checkpoint keeps its weights and state (the
+# "already finished" load) and drops these, which are twice the weights' size with Adam.
+RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
+
+
+def _drop_resume_state(output_dir: Path, max_steps: int) -> None:
+    """Bound the disk a finished run keeps: its last checkpoint, if it is the finished one, loses the
+    optimizer and scheduler state (a checkpoint a run could still resume from keeps them)."""
+    last_checkpoint = get_last_checkpoint(str(output_dir))
+    if last_checkpoint is None or int(os.environ.get("RANK", "0")) != 0:
+        return
+    if TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json")).global_step < max_steps:
+        return
+    for name in RESUME_ONLY_FILES:
+        (Path(last_checkpoint) / name).unlink(missing_ok=True)
 
 
 def sft_checkpoint_dir(config: FineTuningConfig, strategy: str, base_model, examples: list[dict]) -> Path:

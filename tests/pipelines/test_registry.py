@@ -37,7 +37,7 @@ def test_variants_and_the_default_pipeline_come_from_the_runs_own_config_loader(
     finally:
         project_pipelines.use_config_loader(None)
     assert project_pipelines.configured_variants() == (
-        "full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft"
+        "full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "position_sft", "random_matched_sft"
     )  # conf/base
     assert project_pipelines.default_pipeline_name() is None
 

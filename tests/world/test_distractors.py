@@ -71,4 +71,11 @@ def test_the_distractor_gate_asks_the_student_again_without_the_distractor(monke
     assert asked == ["Ann has 5 pens.  How many?", "Q3 "]  # exactly the distractor sentence deleted
     assert gate["distractor_pruning_fixes_share"] == 0.5 and gate["distractor_wrong_answers"] == 2
     assert gate["distractor_effect"] == 1.0 and gate["distractor_effect_passed"] == 1.0
-    assert gate["distractor_effect_teacher"] == 0.0
+    assert gate["distractor_effect_teacher"] == 0.0 and gate["distractor_teacher_passed"] == 1.0
+    # A teacher misled as much as its student fails its half of the gate (the old world's teacher: +0.498).
+    misled = teacher.assign(correct=[False, True, False, True])
+    gate = module.distractor_gate(student, misled, problems, distractors, None, None, max_new_tokens=8, batch_size=2)
+    assert gate["distractor_effect_teacher"] == 1.0 and gate["distractor_teacher_passed"] == 0.0
+    # A student that a distractor does not mislead fails the other half.
+    unmoved = student.assign(correct=True)
+    assert module.distractor_gate(unmoved, teacher, problems, distractors, None, None, max_new_tokens=8, batch_size=2)["distractor_effect_passed"] == 0.0

@@ -6,7 +6,7 @@ from tracesieve.config import WorldConfig
 from tracesieve.leaf.examples import delete_spans
 from tracesieve.segmentation import split_segments
 from tracesieve.world.generate import generate_world
-from tracesieve.world.problems import DECOY, FILLER, ROLES, SOURCE, UPSTREAM, generate_problems
+from tracesieve.world.problems import DECOY, FILLER, FINAL, ROLES, SOURCE, UPSTREAM, generate_problems, heldout_skeletons
 
 OPTIONS = dict(
     min_steps=1, max_steps=3, max_value=30, distractor_rate=0.5, check_rate=0.5, restatement_rate=0.5, detour_rate=0.5, decoy_rate=0.3
@@ -45,7 +45,7 @@ def test_the_answer_sums_the_source_values_and_every_statement_is_true():
     for problem in problems:
         roles = [s.role for s in problem.segments]
         seen_roles.update(roles)
-        assert roles[-1] == "final" and roles.count("final") == 1
+        assert roles.count("final") == 1
         # One source (the last step), one step segment per arithmetic step.
         assert roles.count(SOURCE) == 1 and roles.count(SOURCE) + roles.count(UPSTREAM) == problem.n_steps
         assert sum(_source_values(problem)) == int(problem.answer)
@@ -54,17 +54,21 @@ def test_the_answer_sums_the_source_values_and_every_statement_is_true():
     assert seen_roles == set(ROLES)
 
 
-def test_consumed_values_are_written_once_and_only_decoys_carry_the_answer():
+@pytest.mark.parametrize("final", ["silent", "restates"])
+def test_consumed_values_are_written_once_and_only_decoys_carry_the_answer(final):
     """The causal design: the value the answer consumes appears in its source segment and nowhere else in
-    the trace (no final restatement, no filler) but in decoys, which reach it by another computation."""
-    problems = generate_problems(400, seed=3, split="train", **OPTIONS)
+    the trace (no filler) but in decoys, which reach it by another computation, and, in the ``restates``
+    regime only, in the final segment, which restates it as LIMO's traces do."""
+    problems = generate_problems(400, seed=3, split="train", **OPTIONS, final=final)
     for problem in problems:
         consumed = set(_source_values(problem))
         answer = int(problem.answer)
         for role, text in _segment_texts(problem):
             numbers = {int(number) for number in NUMBER.findall(text)}
-            if role in FILLER or role == "final":
+            if role in FILLER or (role == FINAL and final == "silent"):
                 assert not numbers & (consumed | {answer}), (role, text, problem.reasoning)
+            if role == FINAL and final == "restates":
+                assert numbers == {answer} and f"\\boxed{{{answer}}}" in text
             if role == DECOY:
                 # It carries the answer's value, but not by the source step's own computation.
                 assert answer in numbers
@@ -75,7 +79,7 @@ def test_consumed_values_are_written_once_and_only_decoys_carry_the_answer():
         for index, (role, text) in enumerate(texts):
             if role == SOURCE:
                 value = int(re.search(r"is (\d+), the last step", text).group(1))
-                later = " ".join(t for later_role, t in texts[index + 1 :] if later_role != DECOY)
+                later = " ".join(t for later_role, t in texts[index + 1 :] if later_role not in (DECOY, FINAL))
                 assert value not in {int(n) for n in NUMBER.findall(later)}, problem.reasoning
     decoys = sum(problem.decoy for problem in problems)
     assert 0.1 < decoys / len(problems) < 0.35
@@ -143,3 +147,49 @@ def test_too_small_a_world_fails_with_a_clear_message(monkeypatch):
     config = WorldConfig(n_train=1, n_traces=1, n_eval=6000, problems={"min_steps": 1, "max_steps": 1, "max_value": 10, "distractor_rate": 0})
     with pytest.raises(ValueError, match="too small"):
         generate_world(config)
+
+
+def test_position_does_not_tell_the_role():
+    """Chains of several lengths and filler before, between and after the steps: the first, penultimate and
+    last segments are the first step, the source and the final segment only part of the time."""
+    options = {**OPTIONS, "min_steps": 2, "max_steps": 4, "check_rate": 0.4, "restatement_rate": 0.3, "detour_rate": 0.4, "after_final_rate": 0.15}
+    problems = generate_problems(600, seed=9, split="train", **options)
+    first_is_step = penultimate_is_source = last_is_final = 0
+    for problem in problems:
+        roles = [s.role for s in problem.segments]
+        steps = [index for index, role in enumerate(roles) if role in (SOURCE, UPSTREAM)]
+        assert roles[steps[-1]] == SOURCE and all(roles[index] == UPSTREAM for index in steps[:-1])  # steps keep their order
+        first_is_step += roles[0] in (SOURCE, UPSTREAM)
+        penultimate_is_source += roles[-2] == SOURCE
+        last_is_final += roles[-1] == FINAL
+    assert {p.n_steps for p in problems} == {2, 3, 4}
+    for count in (first_is_step, penultimate_is_source, last_is_final):
+        assert 0.1 < count / len(problems) < 0.9, (first_is_step, penultimate_is_source, last_is_final)
+
+
+def test_heldout_skeletons_are_seeded_and_cover_every_length():
+    chosen = heldout_skeletons(0, 0.15, 2, 4)
+    assert chosen == heldout_skeletons(0, 0.15, 2, 4) and chosen != heldout_skeletons(1, 0.15, 2, 4)
+    assert {len(signs) for signs in chosen} == {2, 3, 4, 5}  # the all-relevant form adds a step
+    assert sum(len(signs) == 5 for signs in chosen) == round(0.15 * 32)
+    assert heldout_skeletons(0, 0.0, 2, 4) == frozenset()
+
+
+def test_no_training_problem_has_a_heldout_skeleton():
+    config = WorldConfig(n_train=600, n_traces=50, n_eval=60, n_eval_heldout_skeleton=40)
+    tables = generate_world(config)
+    held_out = heldout_skeletons(config.seed, config.heldout_skeleton_share, config.problems.min_steps, config.problems.max_steps)
+    problems = tables.problems
+    training = problems[problems["split"] != "eval"]
+    assert not set(training["skeleton"]) & held_out
+    # Nor the all-relevant forms the student warms up on: their chains have the distractor's action as a step
+    # (a step writes "buys 3 more: a plus b is c." or "..., the last step."; a detour's ends "No, drop that.").
+    relevant_signs = {
+        "".join("+" if op == "plus" else "-" for op in re.findall(r"(?:more|away \d+|loses \d+): \d+ (plus|minus) \d+ is \d+(?:\.(?! No)|, the last step)", reasoning))
+        for reasoning in training.loc[training["has_distractor"], "reasoning_all_relevant"]
+    }
+    assert relevant_signs and not relevant_signs & held_out
+    evaluation = problems[problems["split"] == "eval"]
+    assert evaluation["heldout_skeleton"].sum() == 40 and evaluation.loc[evaluation["heldout_skeleton"], "skeleton"].isin(held_out).all()
+    assert not evaluation.loc[~evaluation["heldout_skeleton"], "skeleton"].isin(held_out).any()
+    assert not (problems.loc[problems["split"] != "eval", "heldout_skeleton"]).any()

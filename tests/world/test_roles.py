@@ -2,16 +2,22 @@
 the oracle's loss masks, on hand-made segments."""
 
 import math
+import types
 
 import pandas as pd
 import pytest
+import torch
 
 from tracesieve.world.roles import (
+    fine_tuning_gates,
     label_validity,
     oracle_headroom,
     oracle_selections,
     planted_role_of_segments,
     planted_role_quality,
+    position_only,
+    sft_effect,
+    upstream_label_validity,
     within_trace_auroc,
 )
 
@@ -98,15 +104,89 @@ def _generations(correct, tokens):
     return pd.DataFrame({"problem_id": [f"p{i}" for i in range(len(correct))], "correct": correct, "n_tokens": tokens, "truncated": False})
 
 
-def test_the_headroom_gate_passes_only_when_the_oracle_is_better_beyond_its_interval():
+def test_the_headroom_gate_passes_only_on_an_accuracy_gain_beyond_its_interval():
     full = _generations([True, False] * 50, [100] * 100)
     better = _generations([True] * 100, [100] * 100)
     gate = oracle_headroom(better, full)
     assert gate["oracle_headroom_accuracy"] == pytest.approx(0.5) and gate["oracle_headroom_accuracy_ci_low"] > 0
     assert gate["oracle_headroom_passed"] == 1.0
-    # Shorter at equal accuracy passes; shorter at lower accuracy does not; the same does not.
+    # Shorter at equal accuracy is reported, but fails: length never passes the gate on its own.
     shorter = _generations([True, False] * 50, [80 + (i % 3) for i in range(100)])
-    assert oracle_headroom(shorter, full)["oracle_headroom_passed"] == 1.0
-    shorter_and_worse = _generations([False] * 100, [80 + (i % 3) for i in range(100)])
-    assert oracle_headroom(shorter_and_worse, full)["oracle_headroom_passed"] == 0.0
+    shorter_gate = oracle_headroom(shorter, full)
+    assert shorter_gate["oracle_headroom_tokens_ci_high"] < 0 and shorter_gate["oracle_headroom_passed"] == 0.0
+    # A small gain whose interval reaches 0 fails too (seed 2 of the old world passed on length alone).
+    slightly = _generations([True, False] * 48 + [True] * 4, [100] * 100)
+    assert oracle_headroom(slightly, full)["oracle_headroom_accuracy_ci_low"] <= 0
+    assert oracle_headroom(slightly, full)["oracle_headroom_passed"] == 0.0
     assert oracle_headroom(full, full)["oracle_headroom_passed"] == 0.0
+
+
+def test_the_sft_effect_gate_fails_when_full_sft_does_not_beat_the_base_student():
+    base = _generations([True, False, False, False] * 25, [90] * 100)
+    learnt = _generations([True, True, True, False] * 25, [80] * 100)
+    gate = sft_effect(learnt, base)
+    assert gate["sft_effect_accuracy"] == pytest.approx(0.5) and gate["sft_effect_passed"] == 1.0
+    # What the old world's fresh run measured: SFT at about the base's accuracy.
+    same = _generations([True, False, False, False] * 24 + [True, True, False, False] * 1, [90] * 100)
+    assert sft_effect(same, base)["sft_effect_passed"] == 0.0
+    assert sft_effect(base, learnt)["sft_effect_passed"] == 0.0
+
+
+def test_the_position_only_gate_fails_when_position_recovers_the_oracles_headroom():
+    full = _generations([True, False] * 50, [100] * 100)
+    oracle = _generations([True] * 90 + [False] * 10, [80] * 100)  # +0.4 over full
+    near_full = _generations([True, False] * 48 + [True] * 4, [100] * 100)  # +0.02: 5% of the headroom
+    gate = position_only(near_full, oracle, full)
+    assert gate["position_only_share"] == pytest.approx(0.02 / 0.4) and gate["position_only_passed"] == 1.0
+    # A world where the first, penultimate and last segments are the steps: position alone gets the oracle's gain.
+    near_oracle = _generations([True] * 85 + [False] * 15, [82] * 100)
+    assert position_only(near_oracle, oracle, full)["position_only_share"] == pytest.approx(0.35 / 0.4)
+    assert position_only(near_oracle, oracle, full)["position_only_passed"] == 0.0
+    # No headroom: nothing can be read, and the gate says so by failing.
+    no_headroom = position_only(near_full, full, full)
+    assert math.isnan(no_headroom["position_only_share"]) and no_headroom["position_only_passed"] == 0.0
+
+
+def test_the_fine_tuning_gates_merge_and_the_position_gate_needs_its_control():
+    base = _generations([False] * 100, [90] * 100)
+    full = _generations([True, False] * 50, [100] * 100)
+    oracle = _generations([True] * 90 + [False] * 10, [80] * 100)
+    gates = fine_tuning_gates(base, full, oracle)
+    assert gates["sft_effect_passed"] == 1.0 and gates["oracle_headroom_passed"] == 1.0 and "position_only_share" not in gates
+    assert fine_tuning_gates(base, full, oracle, full)["position_only_passed"] == 1.0
+
+
+class _ContextModel(torch.nn.Module):
+    """A stand-in LM: at every position it predicts the tokens seen so far (``copies``) or nothing in
+    particular (uniform logits), so its occlusion drops are known without training anything."""
+
+    def __init__(self, vocab_size: int, copies: bool):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab_size, 1)
+        self.copies = copies
+
+    def get_input_embeddings(self):
+        return self.embedding
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False):
+        seen = torch.nn.functional.one_hot(input_ids, self.embedding.num_embeddings).float()
+        logits = 8.0 * seen.cumsum(dim=1).clamp(max=1) if self.copies else torch.zeros_like(seen)
+        return types.SimpleNamespace(logits=logits)
+
+
+def test_the_upstream_label_validity_gate_passes_a_model_that_reads_the_upstream_step_and_fails_one_that_does_not():
+    from tracesieve.config import WorldConfig
+    from tracesieve.world.generate import generate_world
+    from tracesieve.world.tokenizer import build_word_tokenizer
+
+    config = WorldConfig(n_train=10, n_traces=40, n_eval=2, problems={"restatement_rate": 0.0, "check_rate": 0.0, "decoy_rate": 0.0})
+    tables = generate_world(config)
+    traces = tables.problems[tables.problems["split"] == "traces"]
+    tokenizer = build_word_tokenizer([*traces["question"], *traces["reasoning"], "\\boxed{} So, the final answer is"], numbers_up_to=40)
+    # Detours (no checks, no restatements) never write an upstream step's result: only the step itself does,
+    # so a model that copies what it has read loses the next step's starting count exactly when the step goes.
+    reading = upstream_label_validity(_ContextModel(len(tokenizer), copies=True), tokenizer, traces, tables.segments)
+    assert reading["label_validity_upstream_pairs"] > 10 and reading["label_validity_upstream_auroc"] > 0.9
+    assert reading["label_validity_upstream_passed"] == 1.0 and reading["label_validity_upstream_drop_mean"] > 1.0
+    blind = upstream_label_validity(_ContextModel(len(tokenizer), copies=False), tokenizer, traces, tables.segments)
+    assert blind["label_validity_upstream_auroc"] == 0.5 and blind["label_validity_upstream_passed"] == 0.0

@@ -324,6 +324,8 @@ def distill_variant(
         "train_items": len(items),
         "length_rejects": len(rejects),
         "items_with_counterfactual": sum("pruned_input_ids" in item for item in items),
+        # What LeaF has to distil beyond KD: the share of items whose second term differs from the first.
+        "counterfactual_item_share": sum("pruned_input_ids" in item for item in items) / len(items),
         "response_tokens": sum(sum(item["response_mask"]) for item in items),
         "train_steps": config.distillation.max_steps,
         "train_seconds": time.perf_counter() - started,

@@ -16,9 +16,11 @@ from tracesieve.generation import generate_completions
 from tracesieve.leaf.examples import delete_spans
 from tracesieve.metrics import Z_95
 
-# The distractor gate passes when the LeaF student loses at least this much accuracy to a distractor:
-# with less, there is no confounding for a confounder-pruning method to remove (issue 15).
+# The distractor gate passes when the LeaF student loses at least this much accuracy to a distractor (with
+# less, there is no confounding for a confounder-pruning method to remove) and the teacher at most
+# TEACHER_DISTRACTOR_EFFECT_MAX: LeaF's premise is a teacher that sees through the distractor.
 DISTRACTOR_EFFECT_THRESHOLD = 0.15
+TEACHER_DISTRACTOR_EFFECT_MAX = 0.05
 
 
 def _spans_by_trace(planted: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
@@ -118,8 +120,8 @@ def distractor_gate(
     max_new_tokens: int,
     batch_size: int,
 ) -> dict[str, float]:
-    """The distractor gate: the student's accuracy drop to a distractor (passes at
-    ``DISTRACTOR_EFFECT_THRESHOLD``), the teacher's (it should be unaffected), and the share of the
+    """The distractor gate, on both models: the student's accuracy drop to a distractor (passes at
+    ``DISTRACTOR_EFFECT_THRESHOLD``), the teacher's (passes at most ``TEACHER_DISTRACTOR_EFFECT_MAX``), and the share of the
     student's wrong answers to a problem with a distractor that deleting the distractor sentence turns right
     (greedy, graded like every evaluation).
 
@@ -136,6 +138,7 @@ def distractor_gate(
         "distractor_effect_teacher": teacher_effect,
         "distractor_effect_teacher_ci_low": teacher_low,
         "distractor_effect_teacher_ci_high": teacher_high,
+        "distractor_teacher_passed": float(teacher_effect <= TEACHER_DISTRACTOR_EFFECT_MAX) if not math.isnan(teacher_effect) else 0.0,
     }
     wrong = student_generations[student_generations["has_distractor"].astype(bool) & ~student_generations["correct"].astype(bool)]
     spans = {trace_id: sorted(zip(group["start"], group["end"], strict=True)) for trace_id, group in distractors.groupby("trace_id")}

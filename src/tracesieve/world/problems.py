@@ -16,7 +16,19 @@ answer is the last step's result. Roles:
   learns to write wrong intermediate counts into its own trace.
 - ``decoy``: filler (a detour) whose result is the answer's value, reached by another computation: it
   separates attribution from string matching (a decoy trace has ``decoy`` set).
-- ``final``: closes the trace without restating any number.
+- ``final``: closes the trace. Two regimes of real traces (``final``): ``silent`` writes no number there;
+  ``restates`` restates the answer as LIMO's traces do ("**Final Answer** \\boxed{N}"), so that under
+  teacher forcing the answer can be copied from it and the source step is no longer the only carrier.
+
+Position says nothing about a role: chains have ``min_steps``..``max_steps`` steps, and each filler segment
+lands in a random slot from the first place its content makes sense to the end of the trace, after the
+final segment included (a re-check after concluding, as real traces do). So the first, penultimate and last
+segments are the first step, the source step and the final segment only some of the time, and the world
+summary reports how often (``position_role_share.*``).
+
+A chain's skeleton is the signs of its actions in order ("+-+"). A seeded share of skeletons of each length
+is held out: no training, trace or warm-up problem (nor its all-relevant form) has one, and the evaluation
+split carries problems of held-out skeletons beside the in-distribution ones (``heldout_skeleton``).
 
 Segments after the first start with ``"\\n\\n" + keyword`` where the keyword is one the paper's segmenter
 splits on, so the paper's reflection-keyword split recovers the planted segments exactly. Keywords are
@@ -31,7 +43,10 @@ and a distractor really misleads it.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 ROLES = ("source", "upstream", "check", "restatement", "detour", "decoy", "final")
@@ -47,6 +62,7 @@ CHECK_OPENERS = ("Wait, check:", "But wait,", "But just to be sure:")
 RESTATEMENT_OPENERS = ("Another way:", "Going back,", "Trace back:")
 DETOUR_OPENERS = ("Alternatively,", "But alternatively,", "Not sure, but maybe", "Backtrack:")
 FINAL_OPENERS = ("But just to finish:", "Another look:")
+FINAL_REGIMES = ("silent", "restates")
 
 # (verb phrase in the question, verb phrase in the trace, sign)
 ACTIONS = (("buys {a} more", "buys {a} more", +1), ("finds {a} more", "finds {a} more", +1),
@@ -93,6 +109,7 @@ class WorldProblem:
     n_steps: int  # arithmetic steps of the asked owners
     decoy: bool = False
     all_relevant: AllRelevant | None = None  # None: no distractor, the problem is its own all-relevant form
+    skeleton: str = ""  # the signs of the owner's actions in order ("+-+")
 
     def to_record(self) -> dict:
         """The world's own JSON record format (what the ingestion pipeline reads back)."""
@@ -104,11 +121,12 @@ class WorldProblem:
             "segments": [{"start": s.start, "end": s.end, "role": s.role} for s in self.segments],
             "distractors": [{"start": d.start, "end": d.end, "text": d.text} for d in self.distractors],
             "n_steps": self.n_steps,
+            "skeleton": self.skeleton,
         }
 
     def renamed(self, trace_id: str) -> WorldProblem:
         return WorldProblem(trace_id, self.question, self.reasoning, self.answer, self.segments, self.distractors,
-                            self.n_steps, self.decoy, self.all_relevant)
+                            self.n_steps, self.decoy, self.all_relevant, self.skeleton)
 
 
 @dataclass(frozen=True)
@@ -227,41 +245,92 @@ def _detour(
     return f"{rng.choice(DETOUR_OPENERS)} {step.owner} {action}: {base} {word} {amount} is {base + sign * amount}. No, drop that."
 
 
+def _placed(
+    rng: random.Random, slots: list[list[tuple[str, str]]], earliest: int, text: str | None, role: str, after_final_rate: float
+) -> None:
+    """Put a filler segment after the final one (at ``after_final_rate``: a re-check after concluding), or
+    else in a random slot from ``earliest`` (the first place its content makes sense) up to the final one."""
+    if text is None:
+        return
+    if rng.random() < after_final_rate:
+        slots[-1].append((text, role))
+    else:
+        slots[rng.randint(earliest, len(slots) - 2)].append((text, role))
+
+
 def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_Step, ...], rates: dict, max_number: int,
-           *, decoy: bool) -> tuple[str, tuple[Segment, ...], bool]:
-    """The reasoning over the chain; returns text, planted segments, whether a decoy was planted."""
+           *, decoy: bool, final: str) -> tuple[str, tuple[Segment, ...], bool]:
+    """The reasoning over the chain; returns text, planted segments, whether a decoy was planted.
+
+    Slot ``k`` of ``len(steps) + 2`` holds the filler written before step ``k``; slot ``len(steps)`` the filler
+    between the source step and the final segment, the last slot the filler after the final segment (a
+    share ``after_final_rate`` of it). A check of a step comes after it, a detour from a step's input from
+    that step on, a restatement anywhere.
+    """
     answer = steps[-1].after
     forbidden = {answer}
-    trace = _TraceBuilder()
+    slots: list[list[tuple[str, str]]] = [[] for _ in range(len(steps) + 2)]
     decoy_at = rng.randrange(len(steps)) if decoy else -1
     planted_decoy = False
+    after_final = rates["after_final_rate"]
     for index, step in enumerate(steps):
+        is_source = index == len(steps) - 1
+        if rng.random() < rates["check_rate"]:
+            _placed(rng, slots, index + 1, _check(rng, step, is_source, forbidden, max_number), "check", after_final)
+        if rng.random() < rates["restatement_rate"]:
+            _placed(rng, slots, 0, _restatement(rng, name, start, forbidden, max_number), "restatement", after_final)
+        if rng.random() < rates["detour_rate"]:
+            _placed(rng, slots, index, _detour(rng, step, forbidden, max_number), "detour", after_final)
+        if index == decoy_at:
+            text = _detour(rng, step, forbidden, max_number, result=answer, avoid=frozenset(s.before for s in steps))
+            if text is not None:
+                _placed(rng, slots, index, text, DECOY, after_final)
+                planted_decoy = True
+    trace = _TraceBuilder()
+
+    def add_fillers(slot: list[tuple[str, str]]) -> None:
+        rng.shuffle(slot)
+        for text, role in slot:
+            trace.add(text, role)
+
+    for index, step in enumerate(steps):
+        add_fillers(slots[index])
         is_source = index == len(steps) - 1
         if index == 0:
             body = f"{name} has {start} {item} and {step.trace_phrase}: {step.arithmetic}."
+            if trace.parts:  # a filler came first: the step opens with a keyword like every later segment
+                body = f"{rng.choice(STEP_OPENERS)} {body}"
         else:
             body = f"{rng.choice(STEP_OPENERS)} then {name} {step.trace_phrase}: {step.arithmetic}."
         if is_source:
             body = body[:-1] + ", the last step."
         trace.add(body, SOURCE if is_source else UPSTREAM)
-        fillers: list[tuple[str | None, str]] = []
-        if rng.random() < rates["check_rate"]:
-            fillers.append((_check(rng, step, is_source, forbidden, max_number), "check"))
-        if rng.random() < rates["restatement_rate"]:
-            fillers.append((_restatement(rng, name, start, forbidden, max_number), "restatement"))
-        if rng.random() < rates["detour_rate"]:
-            fillers.append((_detour(rng, step, forbidden, max_number), "detour"))
-        if index == decoy_at:
-            text = _detour(rng, step, forbidden, max_number, result=answer, avoid=frozenset(s.before for s in steps))
-            if text is not None:
-                fillers.append((text, DECOY))
-                planted_decoy = True
-        rng.shuffle(fillers)
-        for text, role in fillers:
-            if text is not None:
-                trace.add(text, role)
-    trace.add(f"{rng.choice(FINAL_OPENERS)} nothing else happens to {name}.", FINAL)
+    add_fillers(slots[len(steps)])
+    if final == "restates":
+        trace.add(f"{rng.choice(FINAL_OPENERS)} **Final Answer** \\boxed{{{answer}}}", FINAL)
+    else:
+        trace.add(f"{rng.choice(FINAL_OPENERS)} nothing else happens to {name}.", FINAL)
+    add_fillers(slots[len(steps) + 1])
     return trace.text(), tuple(trace.segments), planted_decoy
+
+
+def skeleton(actions) -> str:
+    """A chain's skeleton: the signs of its actions in order, e.g. "+-+" (operations and their order)."""
+    return "".join("+" if action[0] > 0 else "-" for action in actions)
+
+
+def heldout_skeletons(seed: int, share: float, min_steps: int, max_steps: int) -> frozenset[str]:
+    """The skeletons no training problem has: of each length from ``min_steps`` to ``max_steps + 1`` (an
+    all-relevant form adds a step), ``round(share * count)`` of them and at least one when ``share`` > 0,
+    chosen by a seeded hash so that every world seed holds out others."""
+    if share <= 0:
+        return frozenset()
+    chosen: set[str] = set()
+    for length in range(min_steps, max_steps + 2):
+        every = ["".join(signs) for signs in itertools.product("+-", repeat=length)]
+        every.sort(key=lambda signs: hashlib.sha256(f"{seed}:{signs}".encode()).hexdigest())
+        chosen.update(every[: max(1, round(share * len(every)))])
+    return frozenset(chosen)
 
 
 def generate_problem(
@@ -276,43 +345,68 @@ def generate_problem(
     restatement_rate: float,
     detour_rate: float,
     decoy_rate: float = 0.0,
+    after_final_rate: float = 0.0,
+    final: str = "silent",
+    accept_skeleton: Callable[[str], bool] | None = None,
+    accept_relevant_skeleton: Callable[[str], bool] | None = None,
 ) -> WorldProblem:
     """Draw one problem: an owner's chain of ``min_steps``..``max_steps`` actions, an optional distractor
-    action of another owner, the trace with planted roles, and the all-relevant form."""
+    action of another owner, the trace with planted roles, and the all-relevant form.
+
+    ``accept_skeleton`` (and ``accept_relevant_skeleton`` for the all-relevant form's chain, which has the
+    distractor's action as a step) say which skeletons the problem may have: draws are repeated until they do.
+    """
+    if final not in FINAL_REGIMES:
+        raise ValueError(f"final must be one of {FINAL_REGIMES}, got {final!r}")
     item = rng.choice(ITEMS)
     name, other = rng.sample(NAMES, 2)
     n_steps = rng.randint(min_steps, max_steps)
-    while True:  # a few rounds in practice: most draws are causal
+    with_distractor = rng.random() < distractor_rate
+    for _attempt in range(10_000):  # a few rounds in practice: most draws are causal
         start, actions = _draw_owner(rng, name, n_steps, max_value)
         steps = _steps(name, start, actions, max_value)
-        if _causal(start, steps):
+        if not _causal(start, steps) or (accept_skeleton is not None and not accept_skeleton(skeleton(actions))):
+            continue
+        if not with_distractor:
             break
+        # The same kind of action by another owner, between two of the owner's sentences; in the all-relevant
+        # form it is the owner's own action, a step of the chain.
+        for _placement in range(50):
+            position = rng.randint(0, n_steps)  # before step `position` (n_steps: after the last)
+            before = steps[position - 1].after if position else start
+            action = _draw_action(rng, before, max_value)
+            relevant_actions = actions[:position] + [action] + actions[position:]
+            relevant_steps = _steps(name, start, relevant_actions, max_value)
+            if (relevant_steps is not None and _causal(start, relevant_steps)
+                    and (accept_relevant_skeleton is None or accept_relevant_skeleton(skeleton(relevant_actions)))):
+                break
+        else:
+            continue  # no distractor fits this chain: draw another chain
+        break
+    else:
+        raise ValueError(
+            f"no chain of {n_steps} steps within 1..{max_value} has an accepted skeleton: the world is too small for "
+            "its held-out skeletons (raise problems.max_value or lower heldout_skeleton_share)"
+        )
     sentences = [f"{name} has {start} {item}."] + [f"Then {name} {step.question_phrase}." for step in steps]
     distractors: tuple[Distractor, ...] = ()
     all_relevant = None
     relevant_rng = random.Random(rng.random())  # its own stream: the all-relevant trace does not shift the reference one's draws
-    rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate}
+    rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate, "after_final_rate": after_final_rate}
     max_number = max_value + 9  # detours may step past max_value
-    if rng.random() < distractor_rate:
-        # The same kind of action by another owner, between two of the owner's sentences; in the all-relevant
-        # form it is the owner's own action, a step of the chain.
-        while True:
-            position = rng.randint(0, n_steps)  # before step `position` (n_steps: after the last)
-            before = steps[position - 1].after if position else start
-            action = _draw_action(rng, before, max_value)
-            relevant_steps = _steps(name, start, actions[:position] + [action] + actions[position:], max_value)
-            if relevant_steps is not None and _causal(start, relevant_steps):
-                break
+    if with_distractor:
         sentence = f"Then {other} {action[2]}."
         cut = len(" ".join(sentences[: position + 1]))  # the span takes the space before the sentence
         sentences.insert(position + 1, sentence)
         relevant_sentences = sentences[: position + 1] + [f"Then {name} {action[2]}."] + sentences[position + 2 :]
         relevant_question = " ".join(relevant_sentences) + f" How many {item} does {name} have now?"
-        relevant_reasoning, _, _ = _trace(relevant_rng, name, item, start, relevant_steps, rates, max_number, decoy=False)
+        relevant_reasoning, _, _ = _trace(relevant_rng, name, item, start, relevant_steps, rates, max_number, decoy=False, final=final)
         all_relevant = AllRelevant(relevant_question, relevant_reasoning, str(relevant_steps[-1].after))
         distractors = (Distractor(cut, cut + 1 + len(sentence), " " + sentence),)
     question = " ".join(sentences) + f" How many {item} does {name} have now?"
-    reasoning, segments, planted_decoy = _trace(rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate)
+    reasoning, segments, planted_decoy = _trace(
+        rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate, final=final
+    )
     return WorldProblem(
         trace_id=trace_id,
         question=question,
@@ -323,6 +417,7 @@ def generate_problem(
         n_steps=n_steps,
         decoy=planted_decoy,
         all_relevant=all_relevant,
+        skeleton=skeleton(actions),
     )
 
 

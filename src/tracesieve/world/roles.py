@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import re
+
 import pandas as pd
 
 from tracesieve.metrics import auroc
@@ -140,31 +144,149 @@ def label_validity(occlusion: pd.DataFrame, segment_spans: pd.DataFrame, world_s
     return table, gate
 
 
-ORACLE_VARIANT, FULL_VARIANT = "oracle_sft", "full_sft"
+ORACLE_VARIANT, FULL_VARIANT, POSITION_VARIANT, BASE_MODEL = "oracle_sft", "full_sft", "position_sft", "base"
+# The position-only gate passes when keeping the authors' always-kept segments alone (first, penultimate,
+# last) recovers at most this share of the oracle's accuracy headroom over full SFT: past it, position tells
+# roles and the world cannot tell attribution from position.
+POSITION_ONLY_MAX_SHARE = 0.25
 
 
 def headroom_measured(variants) -> bool:
-    """Whether a run with these fine-tuning variants measures the oracle-headroom gate (it trains both)."""
+    """Whether a run with these fine-tuning variants measures the fine-tuning gates (it trains both)."""
     return {ORACLE_VARIANT, FULL_VARIANT} <= set(variants)
+
+
+def _accuracy_difference(candidate: pd.DataFrame, reference: pd.DataFrame, prefix: str, *, tokens: bool = False) -> dict[str, float]:
+    """``candidate`` minus ``reference`` on the same problems: accuracy (and mean response tokens), each
+    with its paired 95% interval, named ``<prefix>_accuracy[_ci_low|_ci_high]`` and ``<prefix>_tokens...``."""
+    from tracesieve.evaluation import compare_with_reference  # evaluation imports the config, which imports us
+
+    _rows, differences = compare_with_reference({"candidate": candidate, "reference": reference}, "reference")
+    figures = {}
+    for label, name in (("accuracy", "accuracy"), ("mean_response_tokens", "tokens")):
+        if name == "tokens" and not tokens:
+            continue
+        key = f"candidate.{label}_diff_vs_reference"
+        figures[f"{prefix}_{name}"] = differences[key]
+        figures[f"{prefix}_{name}_ci_low"], figures[f"{prefix}_{name}_ci_high"] = differences[f"{key}_ci_low"], differences[f"{key}_ci_high"]
+    return figures
+
+
+def sft_effect(full_generations: pd.DataFrame, base_generations: pd.DataFrame) -> dict[str, float]:
+    """The SFT-effect gate: full-trace SFT minus the base student it starts from, in accuracy on the same
+    held-out problems. It passes when the paired 95% interval lies above 0; failing, training on the
+    teacher's traces teaches the student nothing, and no loss mask can show anything."""
+    gate = _accuracy_difference(full_generations, base_generations, "sft_effect", tokens=True)
+    gate["sft_effect_passed"] = float(gate["sft_effect_accuracy_ci_low"] > 0)
+    return gate
 
 
 def oracle_headroom(oracle_generations: pd.DataFrame, full_generations: pd.DataFrame) -> dict[str, float]:
     """The oracle-headroom gate: oracle-mask SFT minus full-trace SFT on the same held-out problems, in
     accuracy and in mean response tokens, each with its paired 95% interval.
 
-    It passes when the oracle is better with an interval that excludes 0: more accurate, or shorter without
-    being less accurate (the accuracy interval reaches 0 or above; a shorter answer at lower accuracy is no
-    headroom). Failing, the world leaves selective SFT nothing to recover: its verdict cannot be positive.
+    It passes when the accuracy interval lies above 0. Length is reported beside it and never passes the
+    gate on its own: a shorter answer is no headroom for a method judged at equal accuracy. Failing, the
+    world leaves selective SFT nothing to recover: its verdict cannot be positive.
     """
-    from tracesieve.evaluation import compare_with_reference  # evaluation imports the config, which imports us
-
-    _rows, differences = compare_with_reference({ORACLE_VARIANT: oracle_generations, FULL_VARIANT: full_generations}, FULL_VARIANT)
-    gate = {}
-    for label, name in (("accuracy", "oracle_headroom_accuracy"), ("mean_response_tokens", "oracle_headroom_tokens")):
-        key = f"{ORACLE_VARIANT}.{label}_diff_vs_{FULL_VARIANT}"
-        gate[name], gate[f"{name}_ci_low"], gate[f"{name}_ci_high"] = differences[key], differences[f"{key}_ci_low"], differences[f"{key}_ci_high"]
-    more_accurate = gate["oracle_headroom_accuracy_ci_low"] > 0
-    shorter_at_equal_accuracy = gate["oracle_headroom_tokens_ci_high"] < 0 and gate["oracle_headroom_accuracy_ci_high"] >= 0
+    gate = _accuracy_difference(oracle_generations, full_generations, "oracle_headroom", tokens=True)
     gate["oracle_headroom"] = gate["oracle_headroom_accuracy"]
-    gate["oracle_headroom_passed"] = float(more_accurate or shorter_at_equal_accuracy)
+    gate["oracle_headroom_passed"] = float(gate["oracle_headroom_accuracy_ci_low"] > 0)
     return gate
+
+
+def position_only(position_generations: pd.DataFrame, oracle_generations: pd.DataFrame, full_generations: pd.DataFrame) -> dict[str, float]:
+    """The position-only gate: the share of the oracle's accuracy headroom over full SFT that a mask keeping
+    only the first, penultimate and last segments recovers, ``(position - full) / (oracle - full)``.
+
+    It passes when the share is at most ``POSITION_ONLY_MAX_SHARE`` and the headroom is positive. Past that,
+    where a segment sits tells its role, and a rule that always keeps those segments wins by position, not by
+    attribution. Without headroom the share is undefined (NaN) and the gate fails: nothing can be read.
+    """
+    gate = _accuracy_difference(position_generations, full_generations, "position_only", tokens=True)
+    headroom = float(oracle_generations["correct"].mean() - full_generations["correct"].mean())
+    share = gate["position_only_accuracy"] / headroom if headroom > 0 else math.nan
+    gate["position_only_share"] = share
+    gate["position_only_passed"] = float(not math.isnan(share) and share <= POSITION_ONLY_MAX_SHARE)
+    return gate
+
+
+def fine_tuning_gates(
+    base_generations: pd.DataFrame,
+    full_generations: pd.DataFrame,
+    oracle_generations: pd.DataFrame,
+    position_generations: pd.DataFrame | None = None,
+) -> dict[str, float]:
+    """The gates read from fine-tuned models: SFT effect, oracle headroom and (with the ``position_sft``
+    control) position only, merged into one table of figures."""
+    gates = {**sft_effect(full_generations, base_generations), **oracle_headroom(oracle_generations, full_generations)}
+    if position_generations is not None:
+        gates |= position_only(position_generations, oracle_generations, full_generations)
+    return gates
+
+
+# A step's first operand is the count it starts from: the previous step's result (``problems._Step``).
+_STEP_OPERAND = re.compile(r": (\d+) (?:plus|minus) \d+ is")
+
+
+def _operand_positions(encoded, char_start: int, char_end: int) -> list[int]:
+    """Token positions of the rendered example covering reasoning characters ``[char_start, char_end)``."""
+    low, high = encoded.rendered.reasoning_start + char_start, encoded.rendered.reasoning_start + char_end
+    return [position for position, (start, end) in enumerate(encoded.offsets) if start < high and end > low and end > start]
+
+
+def upstream_label_validity(model, tokenizer, traces: pd.DataFrame, world_segments: pd.DataFrame) -> dict[str, float]:
+    """Label validity for upstream steps, under teacher forcing: an upstream step's result is the count the
+    next step starts from, so deleting the upstream step should make that count (read where the next step
+    writes it) less likely than deleting a filler segment written before the next step does. Filler after
+    the next step cannot change it under the causal mask and is left out of the comparison.
+
+    Per (trace, upstream step): the AUROC of its drop against the drops of the filler before the next step;
+    the mean over them is the gate's figure (passes at ``LABEL_VALIDITY_THRESHOLD``), reported apart from the
+    source steps' gate. Also the mean drop of each. ``traces``: question, reasoning, answer per trace_id;
+    ``world_segments``: the planted segments (character spans of the reasoning, in order).
+    """
+    from tracesieve.occlusion import answer_log_probs  # the scorer's batch scoring, with other targets
+    from tracesieve.rendering import encode_example
+
+    planted = {trace_id: group.sort_values("start") for trace_id, group in world_segments.groupby("trace_id")}
+    values, upstream_drops, filler_drops = [], [], []
+    for trace in traces.itertuples(index=False):
+        segments = planted.get(trace.trace_id)
+        if segments is None:
+            continue
+        rows = list(segments.itertuples(index=False))
+        steps = [index for index, row in enumerate(rows) if row.role in (SOURCE, UPSTREAM)]
+        for upstream, following in zip(steps, steps[1:]):
+            nxt = rows[following]
+            match = _STEP_OPERAND.search(trace.reasoning, nxt.start, nxt.end)
+            if match is None:
+                raise ValueError(f"trace {trace.trace_id!r}: the step at characters {nxt.start}-{nxt.end} writes no count it starts from")
+            operand = match.span(1)
+            fillers = [index for index in range(following) if rows[index].role in (*FILLER, DECOY)]
+            if not fillers:
+                continue
+            deleted = [upstream, *fillers]
+            encoded = []
+            for index in (None, *deleted):
+                if index is None:
+                    reasoning, shift = trace.reasoning, 0
+                else:
+                    row = rows[index]
+                    reasoning, shift = trace.reasoning[: row.start] + trace.reasoning[row.end :], row.end - row.start
+                example = encode_example(tokenizer, trace.question, reasoning, trace.answer)
+                positions = _operand_positions(example, operand[0] - shift, operand[1] - shift)
+                encoded.append(dataclasses.replace(example, target_positions=positions))
+            full, *occluded = answer_log_probs(model, encoded, pad_token_id=tokenizer.pad_token_id)
+            drops = [full - score for score in occluded]
+            values.append(auroc([drops[0]], drops[1:]))
+            upstream_drops.append(drops[0])
+            filler_drops.extend(drops[1:])
+    value = float(sum(values) / len(values)) if values else math.nan
+    return {
+        "label_validity_upstream_auroc": value,
+        "label_validity_upstream_passed": float(not math.isnan(value) and value >= LABEL_VALIDITY_THRESHOLD),
+        "label_validity_upstream_pairs": float(len(values)),
+        "label_validity_upstream_drop_mean": float(sum(upstream_drops) / len(upstream_drops)) if upstream_drops else math.nan,
+        "label_validity_upstream_filler_drop_mean": float(sum(filler_drops) / len(filler_drops)) if filler_drops else math.nan,
+    }

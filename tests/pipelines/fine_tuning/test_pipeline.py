@@ -13,7 +13,7 @@ from tracesieve.selection import select_loss_segments
 
 def test_one_namespace_per_variant_from_the_same_base_model():
     pipeline = create_pipeline()
-    variants = ["full_sft", "oracle_sft", "random_sft", "selective_sft", "selective_sft_authors"]
+    variants = ["full_sft", "oracle_sft", "position_sft", "random_matched_sft", "random_sft", "selective_sft", "selective_sft_authors"]
     assert sorted(node.name for node in pipeline.nodes) == [f"{variant}.train_variant" for variant in variants]
     for node in pipeline.nodes:
         # The oracle's masks come from the world's planted roles, every other strategy's from selection.

@@ -4,12 +4,12 @@ from kedro.pipeline import Node, Pipeline
 
 from tracesieve.pipelines import configured_variants
 from tracesieve.pipelines.planted_roles.nodes import (
+    measure_fine_tuning_gates,
     measure_label_validity,
-    measure_oracle_headroom,
     measure_planted_roles,
     select_oracle_segments,
 )
-from tracesieve.world.roles import FULL_VARIANT, ORACLE_VARIANT, headroom_measured
+from tracesieve.world.roles import BASE_MODEL, FULL_VARIANT, ORACLE_VARIANT, POSITION_VARIANT, headroom_measured
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -22,20 +22,29 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Node(
             measure_label_validity,
-            inputs=["segment_scores", "segments", "world_segments"],
+            inputs=["segment_scores", "segments", "world_segments", "traces", "teacher.model", "tokenizer"],
             outputs=["label_validity", "gate_metrics", "label_validity_gate"],
             name="measure_label_validity",
         ),
         Node(select_oracle_segments, inputs=["segments", "world_segments"], outputs="oracle_selections", name="select_oracle_segments"),
     ]
-    # The headroom gate compares two fine-tuning variants; a run that trains neither has no such gate.
-    if headroom_measured(configured_variants()):
+    # The fine-tuning gates compare variants; a run that trains neither full nor oracle SFT has none, and the
+    # position-only gate needs the position_sft control.
+    variants = configured_variants()
+    if headroom_measured(variants):
+        inputs = {
+            "base_generations": f"{BASE_MODEL}.generations",
+            "full_generations": f"{FULL_VARIANT}.generations",
+            "oracle_generations": f"{ORACLE_VARIANT}.generations",
+        }
+        if POSITION_VARIANT in variants:
+            inputs["position_generations"] = f"{POSITION_VARIANT}.generations"
         nodes.append(
             Node(
-                measure_oracle_headroom,
-                inputs=[f"{ORACLE_VARIANT}.generations", f"{FULL_VARIANT}.generations"],
-                outputs=["oracle_gate_metrics", "oracle_headroom_gate"],
-                name="measure_oracle_headroom",
+                measure_fine_tuning_gates,
+                inputs=inputs,
+                outputs=["fine_tuning_gate_metrics", "fine_tuning_gates"],
+                name="measure_fine_tuning_gates",
             )
         )
     return Pipeline(nodes)

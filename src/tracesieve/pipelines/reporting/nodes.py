@@ -75,14 +75,14 @@ def write_summary_report(
     evaluation: EvaluationConfig,
     planted_role_table: pd.DataFrame | None = None,
     label_validity_gate: dict[str, float] | None = None,
-    oracle_headroom_gate: dict[str, float] | None = None,
+    fine_tuning_gates: dict[str, float] | None = None,
     distractor_gate: dict[str, float] | None = None,
     attribution_diagnostics: pd.DataFrame | None = None,
     attribution: AttributionConfig | None = None,
 ) -> str:
     """The Markdown report: the world's gates (embedded world), attribution quality, comparison and
     verdicts, selection budgets per strategy, planted roles, figures."""
-    measured = [gate for gate in (label_validity_gate, oracle_headroom_gate, distractor_gate) if gate is not None]
+    measured = [gate for gate in (label_validity_gate, fine_tuning_gates, distractor_gate) if gate is not None]
     gates = {name: value for gate in measured for name, value in gate.items()} if measured else None
     budgets = (
         selections.assign(token_share=selections["selected_tokens"] / selections["reasoning_tokens"].clip(lower=1))

@@ -17,7 +17,7 @@ def create_pipeline(embedded_world: bool = True, distractor_gate: bool = True, *
     if embedded_world:
         gates["label_validity_gate"] = "label_validity_gate"
         if headroom_measured(configured_variants()):
-            gates["oracle_headroom_gate"] = "oracle_headroom_gate"
+            gates["fine_tuning_gates"] = "fine_tuning_gates"
         if distractor_gate:
             gates["distractor_gate"] = "distractor_gate"
     logs = {f"{variant}_training_log": f"{variant}.training_log" for variant in configured_variants()}

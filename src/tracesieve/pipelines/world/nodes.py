@@ -10,8 +10,8 @@ from tracesieve.config import WorldConfig
 from tracesieve.metrics import as_mlflow_metrics, training_metrics
 from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, INSTRUCTION
 from tracesieve.world import warmup
-from tracesieve.world.problems import DECOY, FILLER
 from tracesieve.world.generate import generate_world, sample_traces_markdown
+from tracesieve.world.problems import DECOY, FILLER, FINAL, SOURCE, UPSTREAM
 from tracesieve.world.tokenizer import build_word_tokenizer
 
 
@@ -31,6 +31,7 @@ def export_eval_problems(world_problems: pd.DataFrame) -> pd.DataFrame:
             "question": held_out["question"].to_numpy(),
             "answer": held_out["answer"].astype(str).to_numpy(),
             "has_distractor": held_out["has_distractor"].to_numpy(),
+            "heldout_skeleton": held_out["heldout_skeleton"].to_numpy(),
         }
     )
 
@@ -87,7 +88,21 @@ def summarize_world(
     texts["n_tokens"] = [len(ids) for ids in tokenizer(list(texts["text"]), add_special_tokens=False)["input_ids"]]
     tokens_by_role = texts.groupby("role")["n_tokens"].sum()
     metrics["filler_token_share"] = float(tokens_by_role.reindex([*FILLER, DECOY]).fillna(0).sum() / tokens_by_role.sum())
+    metrics |= position_role_shares(world_segments[world_segments["trace_id"].isin(traces["trace_id"])])
+    metrics["problems_eval_heldout_skeleton"] = float(world_problems["heldout_skeleton"].sum())
     return as_mlflow_metrics(metrics)
+
+
+def position_role_shares(world_segments: pd.DataFrame) -> dict[str, float]:
+    """How often the first, penultimate and last segments of a trace hold the roles that the authors' kept set
+    would get by position alone (the first step, the source step, the final segment): 1.0 means position
+    tells the role."""
+    rows = [trace.sort_values("segment_index")["role"].tolist() for _, trace in world_segments.groupby("trace_id")]
+    return {
+        "position_role_share.first_is_step": float(sum(roles[0] in (SOURCE, UPSTREAM) for roles in rows) / len(rows)),
+        "position_role_share.penultimate_is_source": float(sum(len(roles) > 1 and roles[-2] == SOURCE for roles in rows) / len(rows)),
+        "position_role_share.last_is_final": float(sum(roles[-1] == FINAL for roles in rows) / len(rows)),
+    }
 
 
 def share_models_with_leaf(teacher_model, student_model, tokenizer):
