@@ -67,9 +67,11 @@ def tiny_world_params(tmp_path) -> dict:
         "n_train": 64,
         "n_traces": 12,
         "n_eval": 10,
+        "n_eval_heldout_skeleton": 4,
         "n_sample_traces": 2,
         "problems": {"min_steps": 2, "max_steps": 2, "max_value": 20},
-        "teacher": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "train_steps": 4, "batch_size": 8},
+        # A teacher of its own (conf/base continues the student), so that the two differ in size here.
+        "teacher": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "train_steps": 4, "batch_size": 8, "init": "scratch"},
         "student": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "train_steps": 2, "batch_size": 8},
         "max_new_tokens": 24,
         "eval_batch_size": 5,

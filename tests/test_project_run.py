@@ -72,7 +72,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert children["kd"].data.params["lambda"] == "1.0" and children["leaf_distilled"].data.params["lambda"] == "0.5"
     assert not any(name.startswith(f"{variant}.") for name in run.data.metrics for variant in children)  # no prefixes left
     metrics, params = tracking.flat_metrics(run), run.data.params
-    assert metrics["world.problems_eval"] == 10
+    assert metrics["world.problems_eval"] == 14 and metrics["world.problems_eval_heldout_skeleton"] == 4
     assert 0 <= metrics["teacher.heldout_accuracy"] <= 1 and 0 <= metrics["student.heldout_accuracy"] <= 1
     assert metrics["ingestion.records_read"] == metrics["ingestion.traces_accepted"] == 12
     assert params["world.teacher.hidden_size"] == "32"
@@ -85,6 +85,10 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert 0 <= metrics["gate.label_validity_auroc"] <= 1 and metrics["gate.label_validity_passed"] in (0, 1)
     assert -1 <= metrics["gate.distractor_effect"] <= 1 and metrics["gate.distractor_effect_passed"] in (0, 1)
     assert -1 <= metrics["gate.oracle_headroom_accuracy"] <= 1 and metrics["gate.oracle_headroom_passed"] in (0, 1)
+    # Every gate logged, passing or failing: the fine-tuning ones, upstream validity, the teacher's distractor effect.
+    for gate in ("sft_effect", "position_only", "label_validity_upstream", "distractor_teacher"):
+        assert metrics[f"gate.{gate}_passed"] in (0, 1), gate
+    assert metrics["gate.sft_effect_accuracy_ci_low"] <= metrics["gate.sft_effect_accuracy"] <= metrics["gate.sft_effect_accuracy_ci_high"]
     # Every scorer: its AUROC against the planted roles and its deletion faithfulness on the model.
     for scorer in ("ig", "occlusion", "gradient_x_input", "perplexity", "entropy", "random"):
         assert 0 <= metrics[f"planted_roles.{scorer}.within_trace_auroc"] <= 1
@@ -92,16 +96,19 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
     supervised = {
         variant: metrics[f"{variant}.supervised_tokens"]
-        for variant in ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft")
+        for variant in ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "position_sft", "random_matched_sft")
     }
-    assert all(supervised[variant] < supervised["full_sft"] for variant in ("selective_sft", "random_sft", "oracle_sft"))
+    assert all(supervised[variant] < supervised["full_sft"] for variant in ("selective_sft", "random_sft", "oracle_sft", "position_sft"))
     assert supervised["selective_sft"] <= supervised["selective_sft_authors"]
+    # The authors' controls: its always-kept segments alone, and random ones beside them at its budget.
+    assert supervised["position_sft"] <= supervised["selective_sft_authors"]
+    assert children["position_sft"].data.params["strategy"] == "position" and children["random_matched_sft"].data.params["strategy"] == "random_matched"
     assert all(metrics[f"{variant}.train_steps"] == 4 for variant in supervised)
     history = mlflow.MlflowClient().get_metric_history(children["selective_sft"].info.run_id, "train_loss")
     assert [point.step for point in history] == [1, 2, 3, 4]  # a point per logged step
     # Evaluation of the base model and every variant, and their problem-by-problem comparison.
     for model in ("base", *supervised):
-        assert metrics[f"{model}.problems"] == 10
+        assert metrics[f"{model}.problems"] == 14
         assert metrics[f"{model}.accuracy_ci_low"] <= metrics[f"{model}.accuracy"] <= metrics[f"{model}.accuracy_ci_high"]
     assert "accuracy_diff_vs_full_sft" in children["selective_sft"].data.metrics  # the comparison, in each child
     client = mlflow.MlflowClient()
@@ -156,6 +163,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert "selective_sft versus full_sft: accuracy difference" in report
     assert report.index("## The world's gates") < report.index("## Models on the held-out problems")
     assert "| label_validity |" in report and "| oracle_headroom |" in report and "| distractor_effect |" in report
+    assert "| sft_effect |" in report and "| position_only |" in report and "| distractor_teacher |" in report
     assert (root / "mlflow.db").is_file()  # the run went to the store named by MLFLOW_TRACKING_URI
 
     # A rerun with unchanged settings resumes from the finished checkpoints instead of retraining.

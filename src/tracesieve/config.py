@@ -25,6 +25,7 @@ from tracesieve.traces import FORMATS, MULTI_TURN_POLICIES
 from tracesieve.training import OVER_LENGTH_POLICIES
 from tracesieve.world.problems import FINAL_REGIMES
 from tracesieve.world.roles import ORACLE_STRATEGY
+from tracesieve.world.warmup_inits import WARMUP_INITS
 
 
 class _Config(BaseModel):
@@ -65,6 +66,9 @@ class ModelSpec(_Config):
     train_steps: int = Field(600, ge=1)
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
+    init: Literal[WARMUP_INITS] = Field(
+        "scratch", description="scratch: random weights; student (teacher only): the trained student, trained on for train_steps"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self):
@@ -94,6 +98,20 @@ class WorldConfig(_Config):
     max_new_tokens: int = Field(320, ge=1)
     eval_batch_size: int = Field(100, ge=1)
     checkpoint_dir: str = "data/06_models/checkpoints"
+
+    @model_validator(mode="after")
+    def _teacher_continues_the_student(self):
+        if self.student.init != "scratch":
+            raise ValueError(f"student.init must be scratch (the student is trained first), got {self.student.init!r}")
+        if self.teacher.init == "student":
+            shape = ("hidden_size", "num_layers", "num_heads", "intermediate_size")
+            differing = [key for key in shape if getattr(self.teacher, key) != getattr(self.student, key)]
+            if differing:
+                raise ValueError(
+                    f"teacher.init: student trains the student's own weights on, so the teacher has its architecture; "
+                    f"teacher and student differ in {differing}: make them equal, or set teacher.init: scratch"
+                )
+        return self
 
 
 class IngestionConfig(_Config):

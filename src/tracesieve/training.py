@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import get_length_grouped_indices
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
@@ -153,6 +154,27 @@ def per_process_batch_size(batch_size: int) -> int:
     return batch_size // world_size
 
 
+def training_order(lengths: Sequence[int], batch_size: int, max_steps: int, seed: int) -> list[int]:
+    """Every example index a run of ``max_steps`` batches reads, in order: epoch after epoch, a permutation
+    seeded by (seed, epoch) and grouped by length (transformers' ``get_length_grouped_indices``, what its
+    ``group_by_length`` sampler draws), cut at ``max_steps * batch_size``.
+
+    A pure function of its arguments. The Trainer's own sampler draws each epoch's permutation from the
+    global torch RNG when the epoch starts, which a resumed process has in another state (the checkpoint's
+    RNG is restored only after the skipped batches): resumed after the first epoch, it read other batches
+    and ended with other weights. Trained on this order with a sequential sampler, a resumed run skips the
+    batches it has done and reads exactly what an uninterrupted one reads.
+    """
+    needed = max_steps * batch_size
+    order: list[int] = []
+    epoch = 0
+    while len(order) < needed:
+        generator = torch.Generator().manual_seed(int(content_key({"seed": seed, "epoch": epoch}, length=12), 16))
+        order.extend(get_length_grouped_indices(list(lengths), batch_size, generator=generator))
+        epoch += 1
+    return order[:needed]
+
+
 def train_causal_lm(
     model,
     examples: Sequence[dict[str, list[int]]],
@@ -179,6 +201,8 @@ def train_causal_lm(
     if config.lora is not None:
         model = _with_lora(model, config.lora)
     output_dir.mkdir(parents=True, exist_ok=True)
+    order = training_order([len(example["input_ids"]) for example in examples], config.batch_size, config.max_steps, config.seed)
+    ordered = [examples[index] for index in order]
     settings = dict(
         output_dir=str(output_dir),
         max_steps=config.max_steps,
@@ -188,8 +212,8 @@ def train_causal_lm(
         warmup_steps=int(config.warmup_ratio * config.max_steps),
         weight_decay=config.weight_decay,
         lr_scheduler_type=config.lr_scheduler,
-        # Batches of similar lengths waste less compute on padding.
-        train_sampling_strategy="group_by_length",
+        # The examples come in training_order (batches of similar lengths, a pure function of the seed).
+        train_sampling_strategy="sequential",
         logging_steps=config.logging_steps,
         save_steps=config.save_steps,
         save_total_limit=1,
@@ -216,7 +240,7 @@ def train_causal_lm(
         trainer = SFTTrainer(
             model=model,
             args=arguments,
-            train_dataset=Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]),
+            train_dataset=Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in ordered]),
             processing_class=tokenizer,
             data_collator=collator,  # None: TRL's, which pads labels with -100 and keeps them as given
             callbacks=list(callbacks),
@@ -225,7 +249,7 @@ def train_causal_lm(
         trainer = trainer_class(
             model=model,
             args=TrainingArguments(**settings),
-            train_dataset=list(examples),
+            train_dataset=ordered,
             data_collator=collator,
             callbacks=list(callbacks),
             **(trainer_kwargs or {}),

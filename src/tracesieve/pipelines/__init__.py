@@ -55,6 +55,15 @@ def configured_variants() -> tuple[str, ...]:
     return tuple(variants)
 
 
+def configured_teacher_init() -> str:
+    """The run's ``world.teacher.init`` (the schema's default where the run does not say): whether the world
+    pipeline wires the trained student into the teacher's training."""
+    from tracesieve.config import ModelSpec
+
+    teacher = run_parameters().get("world", {}).get("teacher") or {}
+    return teacher.get("init", ModelSpec.model_fields["init"].default)
+
+
 def configured_strategy(variant: str) -> str | None:
     """The selection strategy ``fine_tuning.strategies.<variant>`` of the run (the schema's default where the
     run's parameters do not say): it decides which selection table the variant's namespace reads."""

@@ -25,16 +25,20 @@ logger = logging.getLogger(__name__)
 ROLES = ("teacher", "student")
 
 
-def warmup_checkpoint_dir(config: WorldConfig, spec: ModelSpec, vocab_size: int, *, all_relevant: bool = False) -> Path:
-    """A checkpoint folder keyed by everything that shapes the trained weights, so resuming is always safe."""
+def warmup_checkpoint_dir(
+    config: WorldConfig, spec: ModelSpec, vocab_size: int, *, all_relevant: bool = False, init_model=None
+) -> Path:
+    """A checkpoint folder keyed by everything that shapes the trained weights (the weights it starts from
+    included), so resuming is always safe."""
     settings = {
-        "world": config.model_dump(exclude={"teacher", "student", "n_eval", "n_sample_traces", "student_warmup"}),
+        "world": config.model_dump(exclude={"teacher", "student", "n_eval", "n_eval_heldout_skeleton", "n_sample_traces", "student_warmup"}),
         "spec": spec.model_dump(),
         "vocab": vocab_size,
     }
     if all_relevant:  # absent otherwise, so that the teacher's key does not depend on the student's data
         settings["data"] = "all_relevant"
-    return Path(config.checkpoint_dir) / f"warmup-{content_key(settings, length=12)}"
+    models = [init_model] if init_model is not None else []
+    return Path(config.checkpoint_dir) / f"warmup-{content_key(settings, models=models, length=12)}"
 
 
 def warmup_examples(world_problems: pd.DataFrame, config: WorldConfig, role: str) -> pd.DataFrame:
@@ -49,12 +53,14 @@ def warmup_examples(world_problems: pd.DataFrame, config: WorldConfig, role: str
     return train[["question", "reasoning", "answer"]]
 
 
-def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldConfig, role: str):
-    """Train a Llama from scratch (``world.<role>`` says its size) on the full traces of the training split
-    (prompt masked, EOS supervised); returns (the model, its loss history, a summary: parameters, seconds,
-    examples, loss)."""
+def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldConfig, role: str, init_model=None):
+    """Train a Llama (``world.<role>`` says its size) on the full traces of the training split (prompt
+    masked, EOS supervised), from scratch or, with ``init: student``, from a copy of ``init_model`` (the
+    trained student); returns (the model, its loss history, a summary: parameters, seconds, examples, loss)."""
     train = warmup_examples(world_problems, config, role)
     spec: ModelSpec = getattr(config, role)
+    if (spec.init == "student") != (init_model is not None):
+        raise ValueError(f"world.{role}.init is {spec.init!r}: {'give it the trained student' if spec.init == 'student' else 'it takes no model to start from'}")
     set_seed(config.seed)
     examples = [
         encode_for_sft(tokenizer, row.question, row.reasoning, row.answer) for row in train.itertuples(index=False)
@@ -66,9 +72,14 @@ def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldCon
         num_layers=spec.num_layers,
         num_heads=spec.num_heads,
         intermediate_size=spec.intermediate_size,
-        max_positions=max(512, longest + config.max_new_tokens),
+        max_positions=max(512, longest + config.max_new_tokens) if init_model is None else init_model.config.max_position_embeddings,
         seed=config.seed,
     )
+    if init_model is not None:
+        # The student's weights in a model of its own. Not copy.deepcopy: a model that went through a Trainer
+        # carries accelerate's forward wrapper, a closure over the original, so a deep copy trains its own
+        # weights but answers with the student's (measured: identical logits after 300 steps).
+        model.load_state_dict(init_model.state_dict())
     training = TrainingConfig(
         max_steps=spec.train_steps,
         batch_size=spec.batch_size,
@@ -81,7 +92,7 @@ def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldCon
     started = time.perf_counter()
     model, history = train_causal_lm(
         model, examples, training, output_dir=warmup_checkpoint_dir(
-            config, spec, len(tokenizer), all_relevant=role == "student" and config.student_warmup == "all_relevant"
+            config, spec, len(tokenizer), all_relevant=role == "student" and config.student_warmup == "all_relevant", init_model=init_model
         ), tokenizer=tokenizer
     )
     seconds = time.perf_counter() - started

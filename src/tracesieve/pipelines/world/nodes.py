@@ -51,9 +51,12 @@ def warmup_training_node(role: str):
     """The training node of one warm-up namespace (``teacher`` or ``student``): its size and schedule are
     ``world.<role>`` of the block Kedro validated once for the run."""
 
-    def train_warmup_model(world_problems: pd.DataFrame, tokenizer, config: WorldConfig) -> tuple[Any, dict, dict[str, float]]:
-        """Train a Llama from scratch on the full traces of the training split (prompt masked, EOS supervised)."""
-        model, history, summary = warmup.train_warmup_model(world_problems, tokenizer, config, role)
+    def train_warmup_model(
+        world_problems: pd.DataFrame, tokenizer, config: WorldConfig, init_model=None
+    ) -> tuple[Any, dict, dict[str, float]]:
+        """Train a Llama on the full traces of the training split (prompt masked, EOS supervised), from scratch
+        or from the trained student (``init: student``)."""
+        model, history, summary = warmup.train_warmup_model(world_problems, tokenizer, config, role, init_model)
         return model, training_metrics({}, history), summary
 
     return train_warmup_model

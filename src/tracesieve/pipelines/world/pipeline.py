@@ -2,6 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from tracesieve.pipelines import configured_teacher_init
 from tracesieve.pipelines.world.nodes import (
     build_world_tokenizer,
     evaluate_warmup_model,
@@ -13,14 +14,14 @@ from tracesieve.pipelines.world.nodes import (
 )
 
 
-def create_warmup_pipeline(role: str) -> Pipeline:
+def create_warmup_pipeline(role: str, init_from: str | None = None) -> Pipeline:
     """Train one warm-up model (``world.<role>`` says its size) and grade it on the held-out split; reused
-    per model through namespaces."""
+    per model through namespaces. ``init_from``: the model whose trained weights it starts from."""
     return Pipeline(
         [
             Node(
                 warmup_training_node(role),
-                inputs=["world_problems", "tokenizer", "params:world"],
+                inputs=["world_problems", "tokenizer", "params:world", *(["init_model"] if init_from else [])],
                 outputs=["model", "training_curves", "training_summary"],
                 name="train_warmup_model",
             ),
@@ -54,11 +55,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         ]
     )
     shared = {"world_problems", "tokenizer"}
+    # With world.teacher.init: student, the teacher trains on from the trained student.
+    init_from = {"teacher": "student.model"} if configured_teacher_init() == "student" else {}
     warmups = [
         Pipeline(
-            create_warmup_pipeline(role),
+            create_warmup_pipeline(role, init_from.get(role)),
             namespace=role,
-            inputs=shared,
+            inputs={**{name: name for name in shared}, **({"init_model": init_from[role]} if role in init_from else {})},
             parameters={"params:world": "params:world"},
         )
         for role in ("teacher", "student")
