@@ -30,6 +30,29 @@ def test_model_and_tokenizer_round_trip_as_safetensors_folders(tmp_path):
     assert tokenizers.load()("Tom has 3 apples.")["input_ids"] == tokenizer("Tom has 3 apples.")["input_ids"]
 
 
+def test_a_failed_save_names_the_path_and_leaves_the_previous_model_intact(tmp_path, monkeypatch):
+    import errno
+
+    tokenizer = build_word_tokenizer(["Tom has 3 apples."], numbers_up_to=10)
+    model = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=64, seed=0)
+    dataset = HFModelDataset(str(tmp_path / "model"))
+    dataset.save(model)
+    saved = {path.name: path.read_bytes() for path in (tmp_path / "model").iterdir()}
+    other = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=64, seed=1)
+
+    def full_disk(folder, **kwargs):
+        (folder / "model.safetensors").write_bytes(b"half a shard")  # what a disk that fills up mid-write leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(other, "save_pretrained", full_disk)
+    with pytest.raises(DatasetError, match=rf"could not save {tmp_path / 'model'}: No space left on device.*previous folder is unchanged"):
+        dataset.save(other)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "model").iterdir()} == saved
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]  # no half-written folder left behind
+    reloaded = dataset.load()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(), strict=True))
+
+
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match=r"No model at .*absent"):
         HFModelDataset(str(tmp_path / "absent")).load()

@@ -1,6 +1,7 @@
 """A `kedro run` that is killed or fails leaves its MLflow run ended, never RUNNING, with the node it was in;
 the rerun that continues it says so."""
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -74,3 +75,26 @@ def test_a_killed_kedro_run_ends_its_mlflow_run_as_killed_and_its_rerun_is_tagge
     assert rerun.info.run_id != run.info.run_id and rerun.data.tags["resumed_from"] == run.info.run_id
     assert mlflow.MlflowClient().get_run(run.info.run_id).data.tags["resumed_by"] == rerun.info.run_id
     assert rerun.info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_a_second_run_of_the_same_project_is_refused_while_the_first_holds_the_lock(tmp_path):
+    from tracesieve.hooks import RunLockHooks
+
+    copy_project(tmp_path)
+    params = tiny_world_params(tmp_path / "data")
+    (tmp_path / "conf" / "local" / "parameters_world.yml").write_text(yaml.safe_dump({"world": params}))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KEDRO_DISABLE_TELEMETRY": "1"}
+    kedro = str(Path(sys.executable).parent / "kedro")
+    with open(tmp_path / RunLockHooks.LOCK_FILE, "w") as held:  # what a running kedro run holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242, started 2026-12-02 12:00:00, kedro run")
+        held.flush()
+        refused = subprocess.run([kedro, "run", "--pipeline", "world"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode != 0 and "Another kedro run of this project is running (pid 4242" in said, said[-3000:]
+    assert not (tmp_path / "data" / "01_raw" / "world_traces.jsonl").exists()  # nothing was touched
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name("tracesieve")
+    assert experiment is None or not mlflow.search_runs([experiment.experiment_id], output_format="list")  # no MLflow run opened

@@ -52,7 +52,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     run = parents[0]
     assert run.info.status == "FINISHED" and run.data.tags["env"] == "base" and run.data.tags["pipeline"] == "__default__"
     assert run.info.run_name.startswith("base · __default__ · ") and "max_steps=4" in run.info.run_name  # conf/local's edits
-    assert run.data.tags["seed"] == "0" and "fine_tuning.max_steps=4" in run.data.tags["overrides"]
+    assert run.data.tags["seed"] == "0" and "fine_tuning.max_steps=4" in run.data.tags["overrides"] and run.data.tags["partial"] == "false"
     children = tracking.variant_runs(run.info.run_id)
     variants = ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft")
     assert set(children) == {"teacher", "student", "base", "leaf_student", "kd", "leaf_distilled", *variants}
@@ -73,6 +73,8 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert not any(name.startswith(f"{variant}.") for name in run.data.metrics for variant in children)  # no prefixes left
     metrics, params = tracking.flat_metrics(run), run.data.params
     assert metrics["world.problems_eval"] == 14 and metrics["world.problems_eval_heldout_skeleton"] == 4
+    # Every run checks the held-out problems against the training traces (none of the world's is a copy).
+    assert metrics["contamination.problems"] == 14 and metrics["contamination.exact_matches"] == 0
     assert 0 <= metrics["teacher.heldout_accuracy"] <= 1 and 0 <= metrics["student.heldout_accuracy"] <= 1
     assert metrics["ingestion.records_read"] == metrics["ingestion.traces_accepted"] == 12
     assert params["world.teacher.hidden_size"] == "32"
@@ -108,7 +110,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert [point.step for point in history] == [1, 2, 3, 4]  # a point per logged step
     # Evaluation of the base model and every variant, and their problem-by-problem comparison.
     for model in ("base", *supervised):
-        assert metrics[f"{model}.problems"] == 14
+        assert metrics[f"{model}.problems"] == 14 - metrics["contamination.dropped"]
         assert metrics[f"{model}.accuracy_ci_low"] <= metrics[f"{model}.accuracy"] <= metrics[f"{model}.accuracy_ci_high"]
     assert "accuracy_diff_vs_full_sft" in children["selective_sft"].data.metrics  # the comparison, in each child
     client = mlflow.MlflowClient()
@@ -187,6 +189,13 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     for stage in ("evaluation", "reporting"):  # later stages alone, from what the catalog saved
         alone = subprocess.run([str(BIN / "kedro"), "run", "--pipeline", stage], cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert alone.returncode == 0, stage + alone.stdout[-2000:] + alone.stderr[-2000:]
+    assert tracking.latest_kedro_run().data.tags["partial"] == "false"  # a whole pipeline, if not the default one
+    # Part of a pipeline is named and tagged as such, never taken for a whole run.
+    part = subprocess.run([str(BIN / "kedro"), "run", "--nodes", "write_summary_report"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert part.returncode == 0, part.stdout[-2000:] + part.stderr[-2000:]
+    partial = tracking.latest_kedro_run()
+    assert partial.data.tags["partial"] == "true" and partial.data.tags["partial_selection"] == "--nodes write_summary_report"
+    assert partial.info.run_name.startswith("base · __default__ (partial: --nodes write_summary_report)")
 
 
 @pytest.mark.slow

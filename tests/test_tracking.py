@@ -38,6 +38,12 @@ def test_overrides_are_the_flat_parameters_that_differ_and_name_the_run():
     assert len(tracking.run_name("base", "__default__", {f"p{i}": "x" * 20 for i in range(40)})) == tracking.MAX_RUN_NAME
 
 
+def test_a_run_of_part_of_a_pipeline_says_which_part():
+    assert tracking.partial_selection({"node_names": [], "tags": [], "from_nodes": None, "pipeline_names": ["world"]}) is None
+    assert tracking.partial_selection({"node_names": ["a", "b"], "tags": ["x"]}) == "--nodes a,b; --tags x"
+    assert tracking.partial_selection({"from_nodes": ["select_loss_segments"]}) == "--from-nodes select_loss_segments"
+
+
 def test_git_commit_names_head_and_marks_a_dirty_tree(tmp_path):
     assert tracking.git_commit(tmp_path) is None  # not a checkout
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -235,3 +235,22 @@ def test_a_trace_over_max_length_stops_the_run_or_is_rejected_with_its_length_ne
     _, _, summary, rejects = fine_tune_variant(model, tokenizer, traces, selections, "all", FineTuningConfig(**settings, over_length="reject"))
     assert rejects.to_dict("records") == [{"trace_id": t, "tokens": lengths[t], "max_length": limit, "reason": "over_max_length"} for t in too_long]
     assert summary["train_traces"] == 6 - len(too_long) and summary["length_rejects"] == len(too_long)
+
+
+def test_a_truncated_checkpoint_is_detected_and_the_run_goes_back_to_the_one_before(tmp_path, caplog):
+    tokenizer, problems = _setup()
+    uninterrupted, history = _train(tokenizer, problems, tmp_path / "whole", steps=9)
+    with pytest.raises(KeyboardInterrupt):  # killed during step 7: checkpoints 3 and 6 are on disk
+        _train(tokenizer, problems, tmp_path / "resumed", steps=9, callbacks=[_KillAfter(7)])
+    weights = tmp_path / "resumed" / "checkpoint-6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a crash or a full disk mid-write
+    with caplog.at_level("WARNING", logger="tracesieve.training"):
+        resumed, resumed_history = _train(tokenizer, problems, tmp_path / "resumed", steps=9)
+    said = " ".join(caplog.text.split())
+    assert "checkpoint-6 is damaged (model.safetensors is cut short): removed; resuming from the one before it" in said
+    assert [entry["step"] for entry in resumed_history] == list(range(1, 10))
+    for (name, weight), (_, other) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(weight, other), name  # back at checkpoint 3, it still ends where an uninterrupted run ends
+    assert resumed_history == history
+    # Finished, it keeps one checkpoint, without the optimizer's state.
+    assert [path.name for path in (tmp_path / "resumed").iterdir() if path.name.startswith("checkpoint-")] == ["checkpoint-9"]

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,9 +71,10 @@ def test_the_walkthrough_runs_the_segment_method_on_your_traces_and_model(fresh_
     records = [_record(FORMS[index % 3], *problem) for index, problem in enumerate(PROBLEMS)]
     (root / "my_traces.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     (root / "conf/real/parameters_quick.yml").write_text(_readme_block("conf/real/parameters_quick.yml"))
-    (root / "data/01_raw/real").mkdir(parents=True)
-    (root / "data/01_raw/real/my_traces.jsonl").write_text((root / "my_traces.jsonl").read_text())
-    (root / "data/01_raw/real/eval_problems.jsonl").write_text((root / "my_eval_problems.jsonl").read_text())
+    for folder in ("traces", "eval"):
+        (root / "data/01_raw/real" / folder).mkdir(parents=True)
+    (root / "data/01_raw/real/traces/my_traces.jsonl").write_text((root / "my_traces.jsonl").read_text())
+    (root / "data/01_raw/real/eval/eval_problems.jsonl").write_text((root / "my_eval_problems.jsonl").read_text())
     # First contact: the env's default runs both methods; with only SmolLM2 configured it stops at once,
     # naming what each method needs and the command that runs the segment method.
     command = _readme_block("commands").splitlines()[-1].replace(" --pipeline segment_method", "").replace(".venv/bin/kedro", str(BIN / "kedro"))
@@ -81,8 +83,7 @@ def test_the_walkthrough_runs_the_segment_method_on_your_traces_and_model(fresh_
     assert first.returncode != 0 and "This run (env real) cannot start" in said, said[-3000:]
     assert "leaf_method needs" in said and "missing leaf_student.model" in said, said[-3000:]
     assert "segment_method needs" in said and "Run it alone: kedro run --env real --pipeline segment_method" in said, said[-3000:]
-    for copied in (root / "data/01_raw/real").iterdir():  # the walkthrough starts from the user's two files
-        copied.unlink()
+    shutil.rmtree(root / "data/01_raw/real")  # the walkthrough starts from the user's two files
 
     result = _run_readme_commands(root, env)
     output = result.stdout + result.stderr
@@ -104,3 +105,7 @@ def test_the_walkthrough_runs_the_segment_method_on_your_traces_and_model(fresh_
     assert run.info.status == "FINISHED" and run.info.run_name.startswith("real · segment_method · ")
     assert "attribution=data/06_models/smollm2-135m-instruct" in run.info.run_name
     assert set(tracking.variant_runs(run.info.run_id)) == {"base", *variants}
+    # Each file read once, as what it is: every trace record accepted, the evaluation problems never read as traces.
+    metrics = run.data.metrics
+    assert metrics["ingestion.records_read"] == metrics["ingestion.traces_accepted"] == len(PROBLEMS)
+    assert metrics.get("ingestion.records_rejected", 0) == 0

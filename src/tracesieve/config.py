@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tracesieve.attribution import BASELINES, METHODS
+from tracesieve.contamination import POLICIES as CONTAMINATION_POLICIES
 from tracesieve.generation import ENGINES
 from tracesieve.leaf.confounders import PRUNING_MODES, THRESHOLD_RULES
 from tracesieve.leaf.examples import LEVELS
@@ -342,6 +343,11 @@ class EvaluationConfig(_Config):
     seed: int = 0
     max_problems: int | None = Field(None, ge=1, description="evaluate the first N held-out problems only")
     reference: str = Field("full_sft", description="the variant every other one is compared with, problem by problem")
+    contamination: Literal[CONTAMINATION_POLICIES] = Field(
+        "drop", description="held-out problems found in the training traces: drop them (named), flag them, or stop the run"
+    )
+    contamination_ngram: int = Field(13, ge=1, description="word n-grams compared (13, as in decontamination practice)")
+    contamination_overlap: float = Field(0.5, gt=0, le=1, description="share of a problem's n-grams in the traces that makes it contaminated")
     device: Literal[DEVICES] = Field("auto", description="auto: the GPU when there is one")
     dtype: Literal[DTYPES] = Field("auto", description="auto: bfloat16 on a GPU, else float32")
     engine: Literal[ENGINES] = Field("hf", description="hf: transformers generate; vllm: the optional vLLM extra")

@@ -4,8 +4,11 @@ no MLflow run left ``RUNNING`` by a killed or failed ``kedro run``."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 
@@ -32,6 +35,61 @@ class RunConfigHooks:
         use_config_loader(context.config_loader)
 
 
+class RunLockHooks:
+    """One ``kedro run`` at a time per project: checkpoints, result stores and outputs are shared by every run
+    of a project, so a second run started beside the first is refused at once, with the holder's pid and
+    command, before it opens an MLflow run or touches anything. The lock is the kernel's (``flock`` on
+    ``LOCK_FILE``), so a run that is killed, even with SIGKILL, never leaves a stale one behind."""
+
+    LOCK_FILE = ".tracesieve-run.lock"
+
+    def __init__(self):
+        self._project_path = None
+        self._handle = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path = context.project_path
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow opens the run: a refused run leaves no MLflow run behind
+    def before_pipeline_run(self, run_params) -> None:
+        if self._project_path is None or self._handle is not None:
+            return
+        path = self._project_path / self.LOCK_FILE
+        handle = open(path, "a+")  # noqa: SIM115 (held for the whole run)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RuntimeError(
+                f"Another kedro run of this project is running ({holder}); it holds {path}. Runs of one project share "
+                "their checkpoints and stores, so this one does not start: wait for it to end, or stop it "
+                "(a stopped run resumes where it stopped)."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}, {' '.join(sys.argv)}")
+        handle.flush()
+        self._handle = handle
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._handle is not None:
+            self._handle.truncate(0)
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
 class ConfigMlflowHook(MlflowHook):
     """kedro-mlflow's hook, fed each validated parameter block as the dictionary it was written as, naming
     and tagging the run, and opening a child run per model variant (``tracesieve.tracking``).
@@ -42,7 +100,9 @@ class ConfigMlflowHook(MlflowHook):
     plugin's own instance (``DISABLE_HOOKS_FOR_PLUGINS``).
 
     The parent run is named ``<env> · <pipeline> · <what differs from the env's parameters>`` and tagged
-    ``env``, ``pipeline``, ``git_commit``, ``seed`` (``fine_tuning.seed``) and ``overrides``, plus
+    ``env``, ``pipeline``, ``git_commit``, ``seed`` (``fine_tuning.seed``), ``overrides`` and ``partial``
+    (a run of ``--nodes``, ``--from-nodes``, ``--tags``, ... is ``true``, named ``<pipeline> (partial: --nodes
+    ...)`` and tagged ``partial_selection``), plus
     ``resumed_from`` when it reruns a killed or failed run of the same settings (whose finished work it
     reuses), and ``sweep`` when a sweep launched it. A node in a
     namespace (``full_sft.train_variant``, ``base.evaluate_model``) runs with its variant's child run
@@ -72,8 +132,13 @@ class ConfigMlflowHook(MlflowHook):
         if (commit := tracking.git_commit(self._project_path)) is not None:
             tags["git_commit"] = commit
         tags |= tracking.sweep_tags()
+        partial = tracking.partial_selection(run_params)
+        tags["partial"] = "true" if partial else "false"
+        if partial:
+            tags["partial_selection"] = partial
         if not self.mlflow_config.tracking.run.name:  # a name set in mlflow.yml is the user's
-            tags[MLFLOW_RUN_NAME] = tracking.run_name(env, pipeline_name, changed, first=self._command_line)
+            shown = f"{pipeline_name} (partial: {partial})" if partial else pipeline_name
+            tags[MLFLOW_RUN_NAME] = tracking.run_name(env, shown, changed, first=self._command_line)
         mlflow.set_tags(tags)
         tracking.open_on_model_training(run.info.experiment_id)
         if (previous := tracking.tag_resumed(run.info.run_id)) is not None:

@@ -19,8 +19,15 @@ from tracesieve.logs import install_warning_logging  # noqa: E402
 
 install_warning_logging()  # before the hooks import mlflow, whose import-time warnings are understood
 
-from tracesieve.hooks import ConfigMlflowHook, NodeTimingHooks, PreflightHooks, RunConfigHooks, RunEndingHooks  # noqa: E402
+from tracesieve.hooks import (  # noqa: E402
+    ConfigMlflowHook,
+    NodeTimingHooks,
+    PreflightHooks,
+    RunConfigHooks,
+    RunEndingHooks,
+    RunLockHooks,
+)
 
-HOOKS = (RunConfigHooks(), PreflightHooks(), NodeTimingHooks(), RunEndingHooks(), ConfigMlflowHook())
+HOOKS = (RunConfigHooks(), RunLockHooks(), PreflightHooks(), NodeTimingHooks(), RunEndingHooks(), ConfigMlflowHook())
 # kedro-mlflow's own instance is replaced by ConfigMlflowHook, which feeds it the validated parameter blocks.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)  # the distribution name as importlib.metadata spells it

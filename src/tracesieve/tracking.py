@@ -135,6 +135,24 @@ def short_names(changed: Mapping[str, Any]) -> dict[str, Any]:
     return {(short if last.count(short) == 1 else name): value for (name, value), short in zip(changed.items(), last)}
 
 
+# kedro run's options that run part of a pipeline, as run_params names them, and as a user types them.
+PARTIAL_SELECTORS = {
+    "node_names": "--nodes", "from_nodes": "--from-nodes", "to_nodes": "--to-nodes", "tags": "--tags",
+    "from_inputs": "--from-inputs", "to_outputs": "--to-outputs", "namespaces": "--namespaces",
+}
+
+
+def partial_selection(run_params: Mapping[str, Any]) -> str | None:
+    """What part of the pipeline a ``kedro run`` ran (``--nodes a,b; --tags x``), or None for a whole run: a
+    partial run is named and tagged so, so that the compare view and scripts never take it for a whole one."""
+    chosen = []
+    for key, option in PARTIAL_SELECTORS.items():
+        value = run_params.get(key)
+        if value:
+            chosen.append(f"{option} {','.join(value) if not isinstance(value, str) else value}")
+    return "; ".join(chosen) or None
+
+
 def run_name(env: str, pipeline: str, changed: Mapping[str, Any], first: Sequence[str] = ()) -> str:
     """``base · __default__ · tau=0.5``: what ran and what differed from the defaults, the names in
     ``first`` (the command line's ``--params``, a sweep's values) ahead of the others, which a long name cuts."""

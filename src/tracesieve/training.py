@@ -14,10 +14,13 @@ is a plain model folder.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import shutil
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +30,7 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import get_length_grouped_indices
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 from tracesieve.content_keys import content_key
@@ -216,7 +219,7 @@ def train_causal_lm(
         train_sampling_strategy="sequential",
         logging_steps=config.logging_steps,
         save_steps=config.save_steps,
-        save_total_limit=1,
+        save_total_limit=2,  # the one before the last stays until the run ends: a truncated last one has a fallback
         save_only_model=False,
         seed=config.seed,
         data_seed=config.seed,
@@ -254,7 +257,7 @@ def train_causal_lm(
             callbacks=list(callbacks),
             **(trainer_kwargs or {}),
         )
-    last_checkpoint = get_last_checkpoint(str(output_dir))
+    last_checkpoint = last_good_checkpoint(output_dir, config.max_steps)
     state = TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json")) if last_checkpoint else None
     if state is not None and state.global_step >= config.max_steps:
         # A finished run is loaded, not resumed: the Trainer, resumed at max_steps part-way through an
@@ -288,7 +291,7 @@ RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
 
 def _drop_resume_state(output_dir: Path, max_steps: int) -> None:
     """Bound the disk a finished run keeps: its last checkpoint, if it is the finished one, loses the
-    optimizer and scheduler state (a checkpoint a run could still resume from keeps them)."""
+    optimizer and scheduler state, and the checkpoints before it go (a run that could still resume keeps all)."""
     last_checkpoint = get_last_checkpoint(str(output_dir))
     if last_checkpoint is None or int(os.environ.get("RANK", "0")) != 0:
         return
@@ -296,6 +299,64 @@ def _drop_resume_state(output_dir: Path, max_steps: int) -> None:
         return
     for name in RESUME_ONLY_FILES:
         (Path(last_checkpoint) / name).unlink(missing_ok=True)
+    for older in _checkpoints(output_dir)[1:]:
+        shutil.rmtree(older, ignore_errors=True)
+
+
+def _checkpoints(output_dir: Path) -> list[Path]:
+    """``checkpoint-<step>`` folders, the latest first."""
+    found = [path for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*") if path.is_dir() and path.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda path: int(path.name.split("-")[-1]), reverse=True)
+
+
+def checkpoint_fault(checkpoint: Path, max_steps: int) -> str | None:
+    """Why a checkpoint cannot be resumed from (a crash or a full disk while it was written), or None: its
+    state must parse, its weights' safetensors header must fit the file, and, unless the run it holds is
+    finished, its optimizer state must be a whole archive."""
+    try:
+        state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    except (OSError, ValueError) as error:
+        return f"trainer_state.json unreadable ({error})"
+    weights = sorted(checkpoint.glob("*.safetensors"))
+    if not weights:
+        return "no safetensors weights"
+    for path in weights:
+        try:
+            complete = _safetensors_complete(path)
+        except (OSError, ValueError) as error:  # a header cut short is not JSON
+            return f"{path.name} unreadable ({error})"
+        if not complete:
+            return f"{path.name} is cut short"
+    if state.global_step < max_steps and (checkpoint / "optimizer.pt").exists():
+        try:
+            with zipfile.ZipFile(checkpoint / "optimizer.pt"):
+                pass
+        except zipfile.BadZipFile:
+            return "optimizer.pt is cut short"
+    elif state.global_step < max_steps:
+        return "no optimizer.pt"
+    return None
+
+
+def _safetensors_complete(path: Path) -> bool:
+    """Whether the file holds every byte its header declares (a cut file ends before its last tensor)."""
+    with path.open("rb") as handle:
+        header_size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(header_size))
+    data_end = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"), default=0)
+    return path.stat().st_size >= 8 + header_size + data_end
+
+
+def last_good_checkpoint(output_dir: Path, max_steps: int) -> str | None:
+    """The latest checkpoint a run can resume from. A damaged one (``checkpoint_fault``) is removed with a
+    warning that names it and why, and the run goes back to the one before it, or starts afresh."""
+    for checkpoint in _checkpoints(output_dir):
+        fault = checkpoint_fault(checkpoint, max_steps)
+        if fault is None:
+            return str(checkpoint)
+        logger.warning("Checkpoint %s is damaged (%s): removed; resuming from the one before it, if any", checkpoint, fault)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
 
 
 def sft_checkpoint_dir(config: FineTuningConfig, strategy: str, base_model, examples: list[dict]) -> Path:

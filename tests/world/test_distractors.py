@@ -3,7 +3,11 @@
 import pandas as pd
 import pytest
 
-from tracesieve.world.distractors import deletes_only_planted_text, planted_distractor_scores, score_against_planted_distractors
+from tracesieve.world.distractors import (
+    deletes_only_planted_text,
+    planted_distractor_scores,
+    score_against_planted_distractors,
+)
 
 
 def test_planted_distractor_precision_and_recall_by_hand():

@@ -6,7 +6,16 @@ from tracesieve.config import WorldConfig
 from tracesieve.leaf.examples import delete_spans
 from tracesieve.segmentation import split_segments
 from tracesieve.world.generate import generate_world
-from tracesieve.world.problems import DECOY, FILLER, FINAL, ROLES, SOURCE, UPSTREAM, generate_problems, heldout_skeletons
+from tracesieve.world.problems import (
+    DECOY,
+    FILLER,
+    FINAL,
+    ROLES,
+    SOURCE,
+    UPSTREAM,
+    generate_problems,
+    heldout_skeletons,
+)
 
 OPTIONS = dict(
     min_steps=1, max_steps=3, max_value=30, distractor_rate=0.5, check_rate=0.5, restatement_rate=0.5, detour_rate=0.5, decoy_rate=0.3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +64,33 @@ class _FolderDataset(AbstractDataset):
             return f"{self._path} has no {self.required_file}"
         return None
 
-    def _replace_folder(self) -> None:
+    def _write_folder(self, write: Callable[[Path], None]) -> None:
+        """``write`` fills a fresh folder beside the target, which then takes the target's place: a failed save
+        (a full disk, an unwritable folder) stops the run naming the path and leaves the previous folder as it
+        was, and a new model never has an older one's stale shards beside it."""
         if not self.writable:
             raise DatasetError(
                 f"{self._path} is read-only (writable: false): it holds a model or tokenizer you provided. "
                 "Run the pipelines that read it (e.g. --pipeline from_traces), not the world, which trains its own."
             )
-        # Saving over an older model must not leave its stale shards beside the new ones.
-        if self._path.exists():
-            shutil.rmtree(self._path)
-        self._path.mkdir(parents=True)
+        staging = self._path.with_name(f".{self._path.name}.saving-{os.getpid()}")
+        previous = self._path.with_name(f".{self._path.name}.previous-{os.getpid()}")
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            write(staging)
+            if self._path.exists():
+                self._path.rename(previous)
+            staging.rename(self._path)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            if previous.exists() and not self._path.exists():
+                previous.rename(self._path)  # the swap failed half-way: the previous folder goes back
+            raise DatasetError(
+                f"could not save {self._path}: {error.strerror or error} ({type(error).__name__}). The previous "
+                f"{'folder is unchanged' if self._path.exists() else 'folder did not exist'}; free space or make the folder writable, then run again."
+            ) from error
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 class HFModelDataset(_FolderDataset):
@@ -108,8 +127,7 @@ class HFModelDataset(_FolderDataset):
         )
 
     def save(self, model) -> None:
-        self._replace_folder()
-        model.save_pretrained(self._path, safe_serialization=True)
+        self._write_folder(lambda folder: model.save_pretrained(folder, safe_serialization=True))
         _log_folder_to_mlflow(self._path, self._mlflow_artifact_path, weights=self._mlflow_weights, variant=self._mlflow_variant)
 
 
@@ -133,6 +151,5 @@ class HFTokenizerDataset(_FolderDataset):
         return load_tokenizer(self._path, trust_remote_code=self._trust_remote_code)
 
     def save(self, tokenizer) -> None:
-        self._replace_folder()
-        tokenizer.save_pretrained(self._path)
+        self._write_folder(tokenizer.save_pretrained)
         _log_folder_to_mlflow(self._path, self._mlflow_artifact_path)

@@ -10,7 +10,8 @@ def test_the_base_model_and_each_variant_are_graded_alike_and_compared():
     variants = ["full_sft", "oracle_sft", "position_sft", "random_matched_sft", "random_sft", "selective_sft", "selective_sft_authors"]
     assert evaluations == ["base.evaluate_model", *(f"{variant}.evaluate_model" for variant in variants)]
     by_name = {node.name: node for node in pipeline.nodes}
-    assert by_name["base.evaluate_model"].inputs == ["student.model", "tokenizer", "eval_problems", "params:evaluation"]
+    assert by_name["base.evaluate_model"].inputs == ["student.model", "tokenizer", "checked_eval_problems", "params:evaluation"]
+    assert by_name["check_contamination"].inputs == ["eval_problems", "traces", "params:evaluation"]
     assert by_name["selective_sft.evaluate_model"].inputs[0] == "selective_sft.model"
     compare = by_name["compare_models"]
     assert {"base.generations", "full_sft.training_log", "params:evaluation", "params:fine_tuning"} <= set(compare.inputs)
@@ -18,7 +19,8 @@ def test_the_base_model_and_each_variant_are_graded_alike_and_compared():
 
 
 def test_other_models_reuse_the_same_grading_under_their_own_names():
-    base, kd = create_evaluation_pipelines(("kd",), base_name="leaf_student", base_model="leaf_student.model", tokenizer="leaf_tokenizer")
+    checked, base, kd = create_evaluation_pipelines(("kd",), base_name="leaf_student", base_model="leaf_student.model", tokenizer="leaf_tokenizer")
+    assert [node.name for node in checked.nodes] == ["check_contamination"]  # the same check: it merges with the main loop's
     (node,) = base.nodes
     assert node.name == "leaf_student.evaluate_model" and node.inputs[:2] == ["leaf_student.model", "leaf_tokenizer"]
     assert kd.nodes[0].outputs == ["kd.generations", "kd.evaluation_metrics"]

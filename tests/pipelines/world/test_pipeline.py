@@ -7,7 +7,6 @@ import torch
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-
 from kedro.validation.exceptions import ParameterValidationError
 
 from tests.conftest import kedro_parameters, parameter_datasets
@@ -98,8 +97,8 @@ def test_a_teacher_that_continues_the_student_starts_from_its_weights_and_leaves
     student_spec = world_params["student"]
     params = {**world_params, "teacher": {**student_spec, "train_steps": 3, "init": "student"}}
     config = WorldConfig.model_validate(params)
-    from tracesieve.world.generate import generate_world
     from tracesieve.pipelines.world.nodes import build_world_tokenizer
+    from tracesieve.world.generate import generate_world
 
     tables = generate_world(config)
     tokenizer = build_world_tokenizer(tables.problems, config)

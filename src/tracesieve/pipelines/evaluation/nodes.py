@@ -6,6 +6,7 @@ import logging
 
 import pandas as pd
 
+from tracesieve import contamination
 from tracesieve.config import EvaluationConfig, FineTuningConfig
 from tracesieve.evaluation import evaluate_on_problems, model_comparison
 from tracesieve.metrics import as_mlflow_metrics
@@ -13,6 +14,20 @@ from tracesieve.modeling import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 BASE_MODEL = "base"
+
+
+def check_contamination(eval_problems: pd.DataFrame, traces: pd.DataFrame, config: EvaluationConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The held-out problems against the training traces' questions (exact and n-gram overlap): the problems
+    every model is graded on (``evaluation.contamination``: drop, flag or fail), the per-problem table, counts."""
+    table = contamination.contamination_table(eval_problems, traces, n=config.contamination_ngram, overlap=config.contamination_overlap)
+    checked = contamination.apply_policy(eval_problems, table, config.contamination)
+    summary = contamination.contamination_summary(table, config.contamination)
+    logger.info(
+        "Contamination: %d of %d evaluation problems in the training traces (%d exact, %d-gram overlap >= %.2f); %s",
+        summary["contaminated"], summary["problems"], summary["exact_matches"], config.contamination_ngram, config.contamination_overlap,
+        f"{summary['dropped']:.0f} dropped" if config.contamination == "drop" else config.contamination,
+    )
+    return checked, table, as_mlflow_metrics(summary)
 
 
 def evaluate_model(model, tokenizer, eval_problems: pd.DataFrame, config: EvaluationConfig) -> tuple[pd.DataFrame, dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from tracesieve.pipelines import configured_variants
-from tracesieve.pipelines.evaluation.nodes import BASE_MODEL, compare_models, evaluate_model
+from tracesieve.pipelines.evaluation.nodes import BASE_MODEL, check_contamination, compare_models, evaluate_model
 
 
 def create_model_pipeline() -> Pipeline:
@@ -27,11 +27,22 @@ PARAMETERS = {"params:evaluation": "params:evaluation"}
 def create_evaluation_pipelines(
     models: tuple[str, ...], *, base_name: str = BASE_MODEL, base_model: str = "student.model", tokenizer: str = "tokenizer"
 ) -> list[Pipeline]:
-    """The base model (the student every variant starts from; it anchors every table) and each of ``models``,
-    graded by the same namespaced pipeline with ``tokenizer``. Identical nodes merge when pipelines are summed."""
-    shared = {"tokenizer": tokenizer, "eval_problems": "eval_problems"}
+    """The held-out problems checked against the training traces, then the base model (the student every
+    variant starts from; it anchors every table) and each of ``models``, graded on the checked problems by the
+    same namespaced pipeline with ``tokenizer``. Identical nodes merge when pipelines are summed."""
+    checked = Pipeline(
+        [
+            Node(
+                check_contamination,
+                inputs=["eval_problems", "traces", "params:evaluation"],
+                outputs=["checked_eval_problems", "contamination", "contamination_metrics"],
+                name="check_contamination",
+            )
+        ]
+    )
+    shared = {"tokenizer": tokenizer, "eval_problems": "checked_eval_problems"}
     base = Pipeline(create_model_pipeline(), namespace=base_name, inputs={"model": base_model, **shared}, parameters=PARAMETERS)
-    return [base, *(Pipeline(create_model_pipeline(), namespace=model, inputs=shared, parameters=PARAMETERS) for model in models)]
+    return [checked, base, *(Pipeline(create_model_pipeline(), namespace=model, inputs=shared, parameters=PARAMETERS) for model in models)]
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -2,7 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines.faithfulness.nodes import measure_faithfulness, score_segments_by_every_scorer, select_by_every_scorer
+from tracesieve.pipelines.faithfulness.nodes import (
+    measure_faithfulness,
+    score_segments_by_every_scorer,
+    select_by_every_scorer,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -20,7 +20,6 @@ from tracesieve.pipelines.leaf.nodes import (
     write_leaf_report,
 )
 
-
 # The models LeaF reads: its own roles, because a real run distils other models than it attributes with.
 # The world publishes its teacher, student and tokenizer under these names (world.share_models_with_leaf).
 LEAF_STUDENT = "leaf_student"
