@@ -51,7 +51,7 @@ def test_the_chat_template_without_think_support_gets_the_think_block_opened_and
 def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2, tmp_path):
     """The real_cpu env's default pipeline, shrunk: load -> attribution -> masked training step -> generation."""
     small = {
-        "world": {"n_train": 8, "n_traces": 2, "n_eval": 2, "n_sample_traces": 1},
+        "world": {"n_train": 8, "n_traces": 2, "n_eval": 2, "n_eval_heldout_skeleton": 0, "n_sample_traces": 1},
         "attribution": {"tolerance": None, "steps": 2},
         "fine_tuning": {"variants": ["full_sft", "selective_sft"], "max_steps": 1, "batch_size": 2, "save_steps": 1,
                         "checkpoint_dir": str(tmp_path / "checkpoints")},
