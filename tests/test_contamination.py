@@ -55,3 +55,11 @@ def test_drop_grades_without_them_flag_marks_them_and_fail_names_them(caplog):
     with pytest.raises(ValueError, match=r"2 evaluation problems are in the training traces: 'copy' .*evaluation.contamination: drop"):
         apply_policy(problems, table, "fail")
     assert contamination_summary(table, "drop") == {"problems": 4.0, "contaminated": 2.0, "exact_matches": 1.0, "ngram_overlap_max": 1.0, "dropped": 2.0}
+
+
+def test_the_report_names_the_contaminated_problems():
+    from tracesieve.reporting import contamination_markdown
+
+    lines = contamination_markdown(contamination_table(_problems(), TRACES))
+    assert lines[0] == "## Contamination"
+    assert lines[2] == "2 of 4 held-out problems are in the training traces (1 exact copies): `copy` (exact_match, like `t2`), `near` (13gram_overlap, like `t1`)."

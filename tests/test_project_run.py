@@ -166,6 +166,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert report.index("## The world's gates") < report.index("## Models on the held-out problems")
     assert "| label_validity |" in report and "| oracle_headroom |" in report and "| distractor_effect |" in report
     assert "| sft_effect |" in report and "| position_only |" in report and "| distractor_teacher |" in report
+    assert "## Contamination" in report and "of 14 held-out problems are in the training traces (0 exact copies)" in report
     assert (root / "mlflow.db").is_file()  # the run went to the store named by MLFLOW_TRACKING_URI
 
     # A rerun with unchanged settings resumes from the finished checkpoints instead of retraining.

@@ -309,6 +309,15 @@ def gates_markdown(gates: Mapping[str, float]) -> list[str]:
     return lines
 
 
+def contamination_markdown(table: pd.DataFrame) -> list[str]:
+    """The held-out problems found in the training traces (``contamination.contamination_table``), named."""
+    found = table[table["contaminated"].astype(bool)]
+    line = f"{len(found)} of {len(table)} held-out problems are in the training traces ({int(table['exact_match'].sum())} exact copies)"
+    if len(found):
+        line += ": " + ", ".join(f"`{row.problem_id}` ({row.reason}, like `{row.nearest_trace_id}`)" for row in found.head(10).itertuples())
+    return ["## Contamination", "", line + ".", ""]
+
+
 def summary_report_markdown(
     comparison: pd.DataFrame,
     *,
@@ -318,6 +327,7 @@ def summary_report_markdown(
     planted_roles: pd.DataFrame | None = None,
     gates: Mapping[str, float] | None = None,
     attribution_quality: str | None = None,
+    contamination: pd.DataFrame | None = None,
 ) -> str:
     """The run's report: the world's gates first (embedded world), how far the attributions converged,
     then the comparison table, verdicts against the reference, selection budgets, planted roles, figures."""
@@ -334,6 +344,7 @@ def summary_report_markdown(
         "",
         *(gates_markdown(gates) if gates is not None else []),
         *(["## Attribution quality", "", attribution_quality, ""] if attribution_quality else []),
+        *(contamination_markdown(contamination) if contamination is not None else []),
         "## Models on the held-out problems",
         "",
         comparison[columns].to_markdown(index=False, floatfmt=".3f"),

@@ -79,6 +79,7 @@ def write_summary_report(
     distractor_gate: dict[str, float] | None = None,
     attribution_diagnostics: pd.DataFrame | None = None,
     attribution: AttributionConfig | None = None,
+    contamination: pd.DataFrame | None = None,
 ) -> str:
     """The Markdown report: the world's gates (embedded world), attribution quality, comparison and
     verdicts, selection budgets per strategy, planted roles, figures."""
@@ -97,4 +98,5 @@ def write_summary_report(
         planted_roles=planted_role_table,
         gates=gates,
         attribution_quality=None if attribution_diagnostics is None else quality_line(attribution_diagnostics, attribution or AttributionConfig()),
+        contamination=contamination,
     )

@@ -56,6 +56,7 @@ def create_pipeline(embedded_world: bool = True, distractor_gate: bool = True, *
                     "evaluation": "params:evaluation",
                     "attribution_diagnostics": "attribution_diagnostics",
                     "attribution": "params:attribution",
+                    "contamination": "contamination",
                     **({"planted_role_table": "planted_role_table"} if embedded_world else {}),
                     **gates,
                 },
