@@ -54,7 +54,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert run.info.run_name.startswith("base · __default__ · ") and "max_steps=4" in run.info.run_name  # conf/local's edits
     assert run.data.tags["seed"] == "0" and "fine_tuning.max_steps=4" in run.data.tags["overrides"] and run.data.tags["partial"] == "false"
     children = tracking.variant_runs(run.info.run_id)
-    variants = ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft")
+    variants = ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "position_sft", "random_matched_sft")
     assert set(children) == {"teacher", "student", "base", "leaf_student", "kd", "leaf_distilled", *variants}
     assert len(runs) == 1 + len(children) and all(child.info.status == "FINISHED" for child in children.values())
     experiment = mlflow.get_experiment_by_name("tracesieve")
