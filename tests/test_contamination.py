@@ -54,6 +54,9 @@ def test_drop_grades_without_them_flag_marks_them_and_fail_names_them(caplog):
     assert flagged["contaminated"].tolist() == [True, True, False, False] and len(flagged) == 4
     with pytest.raises(ValueError, match=r"2 evaluation problems are in the training traces: 'copy' .*evaluation.contamination: drop"):
         apply_policy(problems, table, "fail")
+    copies = problems.iloc[:1]
+    with pytest.raises(ValueError, match="every one of the 1 evaluation problems is in the training traces .*leaves nothing to grade"):
+        apply_policy(copies, contamination_table(copies, TRACES), "drop")
     assert contamination_summary(table, "drop") == {"problems": 4.0, "contaminated": 2.0, "exact_matches": 1.0, "ngram_overlap_max": 1.0, "dropped": 2.0}
 
 

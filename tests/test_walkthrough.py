@@ -53,7 +53,9 @@ def fresh_copy(tmp_path, smollm2):
     copy_project(tmp_path)
     (tmp_path / "data/06_models").mkdir(parents=True)
     (tmp_path / "data/06_models/smollm2-135m-instruct").symlink_to(smollm2)
-    problems = [{"problem_id": f"p{i}", "question": q, "answer": a} for i, (q, _, a) in enumerate(PROBLEMS[:2])]
+    # Problems the traces do not hold: every run checks (evaluation.contamination), and copies would be dropped.
+    held_out = [("Ben has 6 cards and finds 3 more. How many cards does he have?", "9"), ("What is 7 minus 2?", "5")]
+    problems = [{"problem_id": f"p{i}", "question": q, "answer": a} for i, (q, a) in enumerate(held_out)]
     (tmp_path / "my_eval_problems.jsonl").write_text("".join(json.dumps(problem) + "\n" for problem in problems))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "400"}
     return tmp_path, env

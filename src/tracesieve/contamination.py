@@ -65,6 +65,11 @@ def apply_policy(eval_problems: pd.DataFrame, table: pd.DataFrame, policy: str) 
             f"{len(contaminated)} evaluation problems are in the training traces: {named}. Remove them from the evaluation "
             "file, or set evaluation.contamination: drop (grade without them) or flag (grade them, marked)."
         )
+    if len(contaminated) and policy == "drop" and len(contaminated) == len(eval_problems):
+        raise ValueError(
+            f"every one of the {len(eval_problems)} evaluation problems is in the training traces ({named}): dropping them "
+            "leaves nothing to grade. Evaluate on problems the traces do not hold, or set evaluation.contamination: flag."
+        )
     if len(contaminated):
         logger.warning("%d evaluation problems are in the training traces (%s): %s", len(contaminated), policy, named)
     if policy == "drop":
