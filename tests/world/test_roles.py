@@ -145,6 +145,12 @@ def test_the_position_only_gate_fails_when_position_recovers_the_oracles_headroo
     # No headroom: nothing can be read, and the gate says so by failing.
     no_headroom = position_only(near_full, full, full)
     assert math.isnan(no_headroom["position_only_share"]) and no_headroom["position_only_passed"] == 0.0
+    # Nor can it on a headroom whose interval reaches 0, even where position does worse than full SFT (the
+    # restates world's first run: headroom +0.018 [-0.012, +0.048], position -0.036, a "share" of -2).
+    unsure = _generations([True, False] * 48 + [True] * 4, [90] * 100)
+    worse = _generations([True, False] * 45 + [False] * 10, [70] * 100)
+    unsure_gate = position_only(worse, unsure, full)
+    assert math.isnan(unsure_gate["position_only_share"]) and unsure_gate["position_only_passed"] == 0.0
 
 
 def test_the_fine_tuning_gates_merge_and_the_position_gate_needs_its_control():

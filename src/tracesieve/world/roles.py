@@ -199,13 +199,15 @@ def position_only(position_generations: pd.DataFrame, oracle_generations: pd.Dat
     """The position-only gate: the share of the oracle's accuracy headroom over full SFT that a mask keeping
     only the first, penultimate and last segments recovers, ``(position - full) / (oracle - full)``.
 
-    It passes when the share is at most ``POSITION_ONLY_MAX_SHARE`` and the headroom is positive. Past that,
-    where a segment sits tells its role, and a rule that always keeps those segments wins by position, not by
-    attribution. Without headroom the share is undefined (NaN) and the gate fails: nothing can be read.
+    It passes when the share is at most ``POSITION_ONLY_MAX_SHARE`` and the headroom is established (the
+    oracle-headroom gate passes: its interval lies above 0). Past that share, where a segment sits tells its
+    role, and a rule that always keeps those segments wins by position, not by attribution. Without
+    established headroom the share is undefined (NaN) and the gate fails: a share of a difference that may be
+    0 says nothing.
     """
     gate = _accuracy_difference(position_generations, full_generations, "position_only", tokens=True)
-    headroom = float(oracle_generations["correct"].mean() - full_generations["correct"].mean())
-    share = gate["position_only_accuracy"] / headroom if headroom > 0 else math.nan
+    headroom = oracle_headroom(oracle_generations, full_generations)
+    share = gate["position_only_accuracy"] / headroom["oracle_headroom_accuracy"] if headroom["oracle_headroom_passed"] else math.nan
     gate["position_only_share"] = share
     gate["position_only_passed"] = float(not math.isnan(share) and share <= POSITION_ONLY_MAX_SHARE)
     return gate
