@@ -156,16 +156,14 @@ def headroom_measured(variants) -> bool:
     return {ORACLE_VARIANT, FULL_VARIANT} <= set(variants)
 
 
-def _accuracy_difference(candidate: pd.DataFrame, reference: pd.DataFrame, prefix: str, *, tokens: bool = False) -> dict[str, float]:
-    """``candidate`` minus ``reference`` on the same problems: accuracy (and mean response tokens), each
+def _accuracy_difference(candidate: pd.DataFrame, reference: pd.DataFrame, prefix: str) -> dict[str, float]:
+    """``candidate`` minus ``reference`` on the same problems: accuracy and mean response tokens, each
     with its paired 95% interval, named ``<prefix>_accuracy[_ci_low|_ci_high]`` and ``<prefix>_tokens...``."""
     from tracesieve.evaluation import compare_with_reference  # evaluation imports the config, which imports us
 
     _rows, differences = compare_with_reference({"candidate": candidate, "reference": reference}, "reference")
     figures = {}
     for label, name in (("accuracy", "accuracy"), ("mean_response_tokens", "tokens")):
-        if name == "tokens" and not tokens:
-            continue
         key = f"candidate.{label}_diff_vs_reference"
         figures[f"{prefix}_{name}"] = differences[key]
         figures[f"{prefix}_{name}_ci_low"], figures[f"{prefix}_{name}_ci_high"] = differences[f"{key}_ci_low"], differences[f"{key}_ci_high"]
@@ -176,7 +174,7 @@ def sft_effect(full_generations: pd.DataFrame, base_generations: pd.DataFrame) -
     """The SFT-effect gate: full-trace SFT minus the base student it starts from, in accuracy on the same
     held-out problems. It passes when the paired 95% interval lies above 0; failing, training on the
     teacher's traces teaches the student nothing, and no loss mask can show anything."""
-    gate = _accuracy_difference(full_generations, base_generations, "sft_effect", tokens=True)
+    gate = _accuracy_difference(full_generations, base_generations, "sft_effect")
     gate["sft_effect_passed"] = float(gate["sft_effect_accuracy_ci_low"] > 0)
     return gate
 
@@ -189,7 +187,7 @@ def oracle_headroom(oracle_generations: pd.DataFrame, full_generations: pd.DataF
     gate on its own: a shorter answer is no headroom for a method judged at equal accuracy. Failing, the
     world leaves selective SFT nothing to recover: its verdict cannot be positive.
     """
-    gate = _accuracy_difference(oracle_generations, full_generations, "oracle_headroom", tokens=True)
+    gate = _accuracy_difference(oracle_generations, full_generations, "oracle_headroom")
     gate["oracle_headroom"] = gate["oracle_headroom_accuracy"]
     gate["oracle_headroom_passed"] = float(gate["oracle_headroom_accuracy_ci_low"] > 0)
     return gate
@@ -205,7 +203,7 @@ def position_only(position_generations: pd.DataFrame, oracle_generations: pd.Dat
     established headroom the share is undefined (NaN) and the gate fails: a share of a difference that may be
     0 says nothing.
     """
-    gate = _accuracy_difference(position_generations, full_generations, "position_only", tokens=True)
+    gate = _accuracy_difference(position_generations, full_generations, "position_only")
     headroom = oracle_headroom(oracle_generations, full_generations)
     share = gate["position_only_accuracy"] / headroom["oracle_headroom_accuracy"] if headroom["oracle_headroom_passed"] else math.nan
     gate["position_only_share"] = share
