@@ -30,7 +30,7 @@ import torch
 from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import get_length_grouped_indices
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import SFTConfig, SFTTrainer
 
 from tracesieve.content_keys import content_key
@@ -292,15 +292,16 @@ RESUME_ONLY_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
 def _drop_resume_state(output_dir: Path, max_steps: int) -> None:
     """Bound the disk a finished run keeps: its last checkpoint, if it is the finished one, loses the
     optimizer and scheduler state, and the checkpoints before it go (a run that could still resume keeps all)."""
-    last_checkpoint = get_last_checkpoint(str(output_dir))
-    if last_checkpoint is None or int(os.environ.get("RANK", "0")) != 0:
+    checkpoints = _checkpoints(output_dir)
+    if not checkpoints or int(os.environ.get("RANK", "0")) != 0:
         return
-    if TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json")).global_step < max_steps:
+    last, *older = checkpoints
+    if TrainerState.load_from_json(str(last / "trainer_state.json")).global_step < max_steps:
         return
     for name in RESUME_ONLY_FILES:
-        (Path(last_checkpoint) / name).unlink(missing_ok=True)
-    for older in _checkpoints(output_dir)[1:]:
-        shutil.rmtree(older, ignore_errors=True)
+        (last / name).unlink(missing_ok=True)
+    for checkpoint in older:
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def _checkpoints(output_dir: Path) -> list[Path]:
