@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup setup-vllm test-vllm run real-cpu test sweep experiment bench bench-gpu bench-run viz mlflow-ui clean-data
+.PHONY: setup setup-vllm test-vllm run real-cpu test test-fast sweep experiment bench bench-gpu bench-run results viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ real-cpu: setup
 test: setup
 	$(BIN)/python -m pytest $(ARGS)
 
+# The quick suite (goal: 2 minutes here): every module, no kedro run subprocess, no model trained end to end.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not e2e and not train and not browser" $(ARGS)
+
 # A parameter sweep, one kedro run per value, lined up in MLflow (tags.sweep); a stopped sweep continues
 # where it stopped. After `--`: arguments for every kedro run. Table and figure in data/08_reporting/sweeps/.
 #   make sweep ARGS="selection.tau=0.5,0.7,0.9 -- --from-nodes select_loss_segments"
@@ -72,6 +76,11 @@ bench: setup
 bench-gpu:
 	python benchmarks/ig_bench.py --device cuda --cases random-1.5b-4096 random-1.5b-16384 \
 		--cost-only random-1.5b-16384 --ladder 50 100 --truth-max-steps 256 --output benchmarks/results/ig_bench_gpu.json
+
+# docs/results.md, docs/figures/ and the README's result blocks, rendered from benchmarks/results/*.json (each
+# under the commit, date and machine it was measured on); lists the results whose measured code changed since.
+results: setup
+	$(BIN)/python -m tracesieve.launch.results $(ARGS)
 
 # Times the default `kedro run` from scratch on a clean copy of the project (goal: 10 minutes on 2 cores), with
 # the machine's matmul rate, every node's seconds, the checkpoints' disk, every gate and the commit.

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -22,11 +21,11 @@ import time
 from pathlib import Path
 
 import mlflow
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from tracesieve import tracking  # noqa: E402
+from tracesieve import provenance, tracking  # noqa: E402
+
 BUDGET_SECONDS = 10 * 60
 CHECKPOINT_BUDGET_BYTES = 300 * 2**20
 LEAF_NODE_PREFIXES = {
@@ -35,24 +34,13 @@ LEAF_NODE_PREFIXES = {
 }
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
-    """This machine's float32 matmul rate, measured now: the unit a timing here is read in."""
-    a = torch.randn(size, size)
-    a @ a
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ a
-    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+def parameter_files() -> dict[str, str]:
+    """The default run's settings: the text of every parameter file of conf/base (hashed into the provenance)."""
+    return {path.name: path.read_text() for path in sorted((ROOT / "conf" / "base").glob("parameters*.yml"))}
 
 
 def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.exists() else 0
-
-
-def commit() -> dict[str, object]:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "src", "conf"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
-    return {"commit": head, "dirty": dirty}
 
 
 def main() -> None:
@@ -69,7 +57,7 @@ def main() -> None:
     tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "KEDRO_DISABLE_TELEMETRY": "1"}
     kedro = str(Path(sys.executable).parent / "kedro")
-    gflops = matmul_gflops()
+    gflops = provenance.matmul_gflops()
     print(f"kedro run in {work} (matmul {gflops:.0f} GFLOP/s) ...", flush=True)
     started = time.perf_counter()
     result = subprocess.run([kedro, "run"], cwd=work, env=env, capture_output=True, text=True)
@@ -84,10 +72,7 @@ def main() -> None:
     checkpoints = folder_bytes(work / "data" / "06_models" / "checkpoints")
     summary = {
         "benchmark": "default kedro run from scratch (world, attribution, segmentation, selection, fine-tuning, evaluation, reporting, leaf)",
-        **commit(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": "make bench-run",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "provenance": provenance.stamp(config=parameter_files(), wall_seconds=wall, command=["make", "bench-run", *sys.argv[1:]]),
         "matmul_gflops": gflops,
         "wall_seconds": wall,
         "budget_seconds": BUDGET_SECONDS,

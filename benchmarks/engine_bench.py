@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -43,6 +41,7 @@ def main() -> None:
     import vllm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from tracesieve import provenance
     from tracesieve.config import WorldConfig
     from tracesieve.generation import generate_completions
     from tracesieve.world.problems import generate_problems
@@ -88,11 +87,11 @@ def main() -> None:
         "sampled_tokens_per_second_ratio_vllm_over_hf": by[("sampled", "vllm")]["tokens_per_second"] / by[("sampled", "hf")]["tokens_per_second"],
     }
     print(json.dumps(summary))
-    machine = {"python": platform.python_version(), "torch": torch.__version__, "vllm": vllm.__version__, "cpu_count": os.cpu_count(),
-               "platform": platform.platform(), "dtype": str(dtype)}
     output = args.output or RESULTS / f"engine_bench_{args.device}.json"
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items() if key != "output"}
+    stamped = provenance.stamp(config=settings, device=args.device) | {"vllm": vllm.__version__, "dtype": str(dtype)}
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"machine": machine, "settings": vars(args) | {"model": str(args.model), "output": str(output)}, "rows": rows, "summary": summary}, indent=2))
+    output.write_text(json.dumps({"provenance": stamped, "settings": settings, "rows": rows, "summary": summary}, indent=2))
     print(f"wrote {output}")
 
 

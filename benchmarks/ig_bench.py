@@ -35,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -46,17 +45,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
 
+from tracesieve import provenance
 from tracesieve.attribution import DEFAULT_BATCH_TOKENS, integrated_gradients, segment_shares_and_consistency
 from tracesieve.config import SegmentationConfig
+from tracesieve.generated_docs import ig_bench_table
 from tracesieve.launch.smollm2 import prepare_smollm2
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 from tracesieve.rendering import encode_example
 from tracesieve.segmentation import segment_traces
 from tracesieve.selection import segment_metrics, select_segments
 from tracesieve.world.problems import generate_problem
-
-from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD_MODEL, WORLD_TOKENIZER = ROOT / "data/06_models/teacher", ROOT / "data/06_models/tokenizer"
@@ -84,7 +84,7 @@ AUTHORS_J = 50
 
 # ----------------------------------------------------------------------------- the authors' loop
 def reference_integrated_gradients(model, input_ids: torch.Tensor, target_positions: list[int], baseline_id: int, steps: int = 50):
-    """The authors' scheme, re-implemented faithfully, defects included (docs/DESIGN.md, "Known defects").
+    """The authors' scheme, re-implemented faithfully, defects included (docs/design.md, "Known defects").
 
     Batch of one path point, linspace with both ends, plain mean of the gradients accumulated in the
     model's dtype, full-vocabulary logits at every position, ``backward()`` with trainable parameters.
@@ -265,21 +265,6 @@ def _case_input(name: str, tokenizer) -> tuple[dict, str]:
     return {"input_ids": example.input_ids, "target_positions": example.target_positions, "segments": spans}, description
 
 
-def _matmul_rate(device: str, dtype: torch.dtype) -> float:
-    """This machine's dense matmul rate, FLOP/s, at a size like the models' (best of 5)."""
-    size = 2048
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    best = math.inf
-    for _ in range(5):
-        _synchronize(device)
-        started = time.perf_counter()
-        a @ b
-        _synchronize(device)
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best
-
-
 def _floor_flops_per_point(config, tokens: int) -> float:
     """FLOPs of one path point with frozen weights: forward 2 P T, input gradients another 2 P T, attention's
     score and value products 2 x 2 L T^2 d forward (causal: half), the same again backward."""
@@ -304,18 +289,23 @@ def main() -> None:
     parser.add_argument("--ladder", nargs="+", type=int, default=None, help="J tried for the fixed rules (default: 50 100 200 400 800; SmolLM2 50 100 200)")
     parser.add_argument("--cost-only", nargs="*", default=["smollm2-2048"], help="cases measured for cost per point only (no truth)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/ig_bench.json")
-    parser.add_argument("--table", action="store_true", help="print the results file as the README's Markdown table and exit")
+    parser.add_argument("--table", action="store_true", help="print the results file as docs/results.md's Markdown table and exit")
     parser.add_argument("--worker", nargs=3, metavar=("CASE", "TASK", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.table:
-        print(markdown_table(json.loads(args.output.read_text())))
+        print(ig_bench_table(read_cases(args.output)))
         return
     if args.worker:
         case, task, output = args.worker
         run_worker(Path(case), task, args.device, Path(output))
         return
     for name in args.cases:
-        _record(_measure_case(name, args), args.output)
+        started = time.perf_counter()
+        result = _measure_case(name, args)
+        # each case is stamped on its own: a rerun of one case leaves the others' provenance as it was
+        result["provenance"] = provenance.stamp(config={key: value for key, value in vars(args).items() if key != "output"},
+                                                wall_seconds=time.perf_counter() - started, device=args.device)
+        _record(result, args.output)
 
 
 def _measure_case(name: str, args) -> dict:
@@ -365,12 +355,11 @@ def _measure_case(name: str, args) -> dict:
             cost_tasks.append("ours_cost_checkpointing")
         costs = {task: run(task) for task in cost_tasks}
         config = _load_config(case)
-        rate = _matmul_rate(args.device, getattr(torch, dtype))
+        rate = provenance.matmul_gflops(args.device, getattr(torch, dtype), size=2048) * 1e9
         per_point = {task: costs[task]["seconds"] / case["cost_steps"] for task in costs}
         result = {
             "case": name, "model": model_name, "trace": description, "tokens": tokens, "answer_tokens": len(inputs["target_positions"]),
             "segments": len(inputs["segments"]), "parameters": _parameters(config), "device": args.device, "dtype": dtype,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
             "seconds_per_point": {"reference": per_point["reference"], "captum": per_point["captum"], "ours": per_point["ours_cost"]},
             "peak_memory_mb": {"reference": costs["reference"]["peak_memory_mb"], "captum": costs["captum"]["peak_memory_mb"],
                                "ours": costs["ours_cost"]["peak_memory_mb"]},
@@ -447,44 +436,6 @@ def _measure_case(name: str, args) -> dict:
         return result
 
 
-def markdown_table(results: list[dict]) -> str:
-    """The headline of every case: accuracy reached, seconds at equal accuracy, ratios, the floor."""
-    def number(value, digits=2):
-        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-    lines = [
-        "| case | tokens | truth (points, gap, share change) | ours at tolerance 0.02 (points, s, share error, Jaccard) "
-        "| authors' J = 50 (share error, Jaccard) | J needed: authors / Gauss-Legendre | speedup at equal accuracy vs authors / captum "
-        "| memory ratio vs authors (default batch / batch 1) | s per point: ours / authors / captum / floor |",
-        "| --- | ---: | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for entry in results:
-        point = entry["seconds_per_point"]
-        costs = f"{number(point['ours'], 3)} / {number(point['reference'], 3)} / {number(point['captum'], 3)} / {number(entry['floor_seconds_per_point'], 3)}"
-        memory = f"{number(entry['memory_ratio_vs_reference'])} / {number(entry['batch_1']['memory_ratio_vs_reference'])}"
-        if not entry.get("accuracy_measured"):
-            lines.append(f"| {entry['case']} | {entry['tokens']} | not measured (cost only) | - | - | - | - | {memory} | {costs} |")
-            continue
-        truth, ours, rules = entry["truth"], entry["ours"], entry["rules"]
-        authors = rules["authors_linspace"]
-        at_50 = authors["at_J_50"]
-
-        def needed(rule):
-            return str(rules[rule]["J_needed"]) if rules[rule]["reached"] else f"> {max(int(j) for j in rules[rule]['by_J'])}"
-
-        bound = ">= " if entry.get("speedups_are_lower_bounds") else ""
-        ours_text = (f"{ours['steps']}, {number(ours['seconds'], 1)}, {number(ours['share_error'], 3)}, {number(ours['jaccard'])}"
-                     if ours["reached"] else "not reached")
-        speedups = (f"{bound}{number(entry.get('speedup_vs_reference_at_equal_accuracy'), 1)} / {bound}{number(entry.get('speedup_vs_captum_at_equal_accuracy'), 1)}"
-                    if ours["reached"] else "-")
-        lines.append(
-            f"| {entry['case']} | {entry['tokens']} | {truth['steps']}, {truth['relative_gap']:.1e}, {number(truth['share_change_between_refinements'], 4)}"
-            f"{'' if truth['converged'] else ' (not converged)'} | {ours_text} | {number(at_50['share_error'], 3)}, {number(at_50['jaccard'])} "
-            f"| {needed('authors_linspace')} / {needed('gausslegendre')} | {speedups} | {memory} | {costs} |"
-        )
-    return "\n".join(lines)
-
-
 def _load_config(case: dict):
     if case["model"] == "random-1.5b":
         from transformers import Qwen2Config
@@ -499,13 +450,18 @@ def _parameters(config) -> int:
     return config.num_hidden_layers * _layer_parameters(config) + config.vocab_size * config.hidden_size
 
 
+def read_cases(output: Path) -> list[dict]:
+    """The cases of a results file (``{"provenance", "cases"}``), each with its own provenance."""
+    return json.loads(output.read_text())["cases"] if output.is_file() else []
+
+
 def _record(result: dict, output: Path) -> None:
-    """Add one case to the results file as soon as it is measured; a case measured again replaces its entry."""
-    earlier = json.loads(output.read_text()) if output.is_file() else []
-    earlier = [entry for entry in earlier if "case" in entry]  # entries of the earlier format are dropped
-    results = [entry for entry in earlier if entry["case"] != result["case"]]
+    """Add one case to the results file as soon as it is measured; a case measured again replaces its entry.
+    The file's provenance is the latest case's."""
+    results = [entry for entry in read_cases(output) if entry["case"] != result["case"]]
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(sorted([*results, result], key=lambda r: r["case"]), indent=2) + "\n")
+    cases = sorted([*results, result], key=lambda r: r["case"])
+    output.write_text(json.dumps({"provenance": result["provenance"], "cases": cases}, indent=2) + "\n")
     print(f"Wrote {result['case']} to {output}", flush=True)
 
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
+from tracesieve import provenance
 from tracesieve.attribution import DEFAULT_MAX_STEPS, DEFAULT_TOLERANCE, integrated_gradients
 from tracesieve.config import SegmentationConfig
 from tracesieve.launch.smollm2 import prepare_smollm2
@@ -52,6 +50,7 @@ def main() -> None:
     traces = pd.DataFrame(records)[["trace_id", "question", "reasoning", "answer"]]
     segments = segment_traces(traces, tokenizer, SegmentationConfig())
     rows = []
+    run_started = time.perf_counter()
     for trace in traces.itertuples(index=False):
         example = encode_example(tokenizer, trace.question, trace.reasoning, trace.answer)
         own = segments[segments["trace_id"] == trace.trace_id]
@@ -71,19 +70,22 @@ def main() -> None:
         })
         print(f"{trace.trace_id}: {rows[-1]['tokens']} tokens, {completeness.steps} points, converged {completeness.converged}, "
               f"gap {completeness.relative_gap:.4f}, {rows[-1]['seconds']:.0f} s", flush=True)
-        _write(args, rows)  # after every trace: a stopped run keeps what it measured
+        _write(args, rows, time.perf_counter() - run_started)  # after every trace: a stopped run keeps what it measured
 
 
-def _write(args, rows: list[dict]) -> None:
+def _write(args, rows: list[dict], wall_seconds: float) -> None:
+    """One entry per model, each with its own provenance; the file's provenance is the latest entry's."""
+    settings = {"model": args.model, "traces": args.traces, "tolerance": args.tolerance, "max_steps": args.max_steps}
     entry = {
         "model": args.model, "tolerance": args.tolerance, "max_steps": args.max_steps,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "provenance": provenance.stamp(config=settings, wall_seconds=wall_seconds),
         "converged_share": sum(row["converged"] for row in rows) / len(rows), "traces": rows,
     }
-    earlier = json.loads(args.output.read_text()) if args.output.is_file() else []
+    earlier = json.loads(args.output.read_text())["cases"] if args.output.is_file() else []
     results = [e for e in earlier if e["model"] != args.model] + [entry]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(sorted(results, key=lambda e: e["model"]), indent=2) + "\n")
+    cases = sorted(results, key=lambda e: e["model"])
+    args.output.write_text(json.dumps({"provenance": entry["provenance"], "cases": cases}, indent=2) + "\n")
     print(f"Wrote {len(rows)} traces of {args.model} to {args.output}: {entry['converged_share']:.0%} converged", flush=True)
 
 

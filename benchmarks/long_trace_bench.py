@@ -35,13 +35,14 @@ import time
 from pathlib import Path
 
 from peak_memory import (  # benchmarks/, the script's own folder
-    machine,
     measure_in_fresh_process,
     memory_now,
     peak,
     reset_peak,
     step_clock,
 )
+
+from tracesieve import provenance
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = Path("data/06_models/smollm2-135m-instruct")
@@ -163,7 +164,7 @@ def main() -> None:
               f"(models {row['model_memory_gib']:.2f}), {row['tokens_per_second']:.0f} tokens/s [{time.perf_counter() - started:.0f} s]", flush=True)
     output = args.output or RESULTS / f"long_trace_bench_{args.device}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"machine": machine(args.device), "settings": common, "rows": rows, "ratios": ratios(rows)}, indent=2))
+    output.write_text(json.dumps({"provenance": provenance.stamp(config=common, device=args.device), "settings": common, "rows": rows, "ratios": ratios(rows)}, indent=2))
     for entry in ratios(rows):
         print(f"{entry['stage']} {entry['mask'] or ''} {entry['length']}: peak {entry['peak_memory_gib_before']:.2f} -> "
               f"{entry['peak_memory_gib_after']:.2f} GiB, working memory x{entry['working_memory_ratio']:.2f}, "

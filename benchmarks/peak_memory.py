@@ -49,17 +49,6 @@ def measure_in_fresh_process(script: str, job: dict) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def machine(device: str) -> dict:
-    """What the numbers were measured on."""
-    import os
-    import platform
-
-    described = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(), "platform": platform.platform()}
-    if device.startswith("cuda"):
-        described["gpu"] = torch.cuda.get_device_name(0)
-    return described
-
-
 def step_clock(device: str):
     """A Trainer callback that records when each optimiser step ends (the GPU synchronised first);
     ``steady_seconds()`` is the mean step time after the first, which warms up."""

@@ -14,7 +14,7 @@ Peak memory is the GPU's ``max_memory_allocated`` on CUDA and the process's peak
 reset through /proc/self/clear_refs once the model is built). The memory in use before the stage (the
 model, and on CPU the process's libraries) is reported beside it: the stage's working memory is the difference.
 
-    python benchmarks/scale_bench.py --device cpu                                   # the CPU table in README
+    python benchmarks/scale_bench.py --device cpu                                   # the CPU table of docs/results.md
     python benchmarks/scale_bench.py --device cuda --models qwen2-1.5b --lengths 4096 16384 --ig-steps 50
 
 Results: benchmarks/results/scale_bench_<device>.json (one row per measurement, plus least-squares fits of
@@ -29,13 +29,14 @@ import time
 from pathlib import Path
 
 from peak_memory import (  # benchmarks/, the script's own folder
-    machine,
     measure_in_fresh_process,
     memory_now,
     peak,
     reset_peak,
     step_clock,
 )
+
+from tracesieve import provenance
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -198,7 +199,7 @@ def main() -> None:
     measured = [row for row in rows if "error" not in row]
     output = args.output or RESULTS / f"scale_bench_{args.device}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"machine": machine(args.device), "settings": common, "rows": rows, "memory_fits": linear_fits(measured)}, indent=2))
+    output.write_text(json.dumps({"provenance": provenance.stamp(config=common, device=args.device), "settings": common, "rows": rows, "memory_fits": linear_fits(measured)}, indent=2))
     print(f"wrote {output}")
 
 

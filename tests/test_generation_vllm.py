@@ -1,7 +1,7 @@
 """The vLLM evaluation engine against the hf one on SmolLM2: the same generations table, greedy and sampled.
 
 vLLM is an optional extra (``make setup-vllm`` on a CPU machine): without it these tests are skipped, and
-the engine setting says how to install it. CI does not install it (README: evaluation engines).
+the engine setting says how to install it. CI does not install it (docs/scaling.md: evaluation engines).
 """
 
 import pandas as pd
@@ -47,7 +47,7 @@ def smollm2_model(smollm2):
     return AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(smollm2)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_vllm_gives_the_hf_engines_generations_table(smollm2_model):
     model, tokenizer = smollm2_model
     problems = pd.DataFrame({"problem_id": [f"p{i}" for i in range(len(QUESTIONS))], "question": QUESTIONS, "answer": ["3", "36", "60", "25", "180", "18"]})
@@ -64,7 +64,7 @@ def test_vllm_gives_the_hf_engines_generations_table(smollm2_model):
     assert set(vllm_summary) == set(hf_summary)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_vllm_samples_n_per_prompt_reproducibly_from_the_seed(smollm2_model):
     model, tokenizer = smollm2_model
     options = dict(max_new_tokens=24, num_samples=3, temperature=0.7, top_p=0.9, engine="vllm", progress=False,

@@ -52,7 +52,7 @@ def _run_and_kill(root: Path, env: dict, ready, number: int) -> str:
     return output
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_killed_kedro_run_ends_its_mlflow_run_as_killed_and_its_rerun_is_tagged(tmp_path):
     copy_project(tmp_path)
     params = tiny_world_params(tmp_path / "data")
@@ -77,7 +77,7 @@ def test_a_killed_kedro_run_ends_its_mlflow_run_as_killed_and_its_rerun_is_tagge
     assert rerun.info.status == "KILLED"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_second_run_of_the_same_project_is_refused_while_the_first_holds_the_lock(tmp_path):
     from tracesieve.hooks import RunLockHooks
 

@@ -37,7 +37,7 @@ def project(tmp_path_factory):
     return root, env
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     root, env = project
     result = subprocess.run([str(BIN / "kedro"), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
@@ -199,7 +199,7 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
     assert partial.info.run_name.startswith("base · __default__ (partial: --nodes write_summary_report)")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_exploration_notebook_runs_headless_on_the_last_run(project, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -221,6 +221,7 @@ def test_exploration_notebook_runs_headless_on_the_last_run(project, monkeypatch
     assert "selective_sft" in html  # the variants' table from MLflow
 
 
+@pytest.mark.e2e
 def test_kedro_viz_build_shows_the_pipelines(project):
     root, env = project
     result = subprocess.run([str(BIN / "kedro"), "viz", "build"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
@@ -241,7 +242,7 @@ def test_kedro_viz_build_shows_the_pipelines(project):
     assert {"raw", "intermediate", "primary", "feature", "model_input", "models", "reporting"} <= layers
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_attribution_sharded_over_two_processes_equals_the_single_process_run(project):
     """2 CPU processes (torchrun, gloo, through Accelerate's PartialState): disjoint shards whose union the
     Kedro stage reads back. (On CPU, `accelerate launch` starts one process unless MPI is set up; on GPUs,
@@ -283,7 +284,7 @@ def test_attribution_sharded_over_two_processes_equals_the_single_process_run(pr
         assert union.loc[trace_id, "attributions"] == pytest.approx(row["attributions"], rel=1e-4, abs=1e-6)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_result(project):
     """torchrun with 2 CPU processes (gloo): the Trainer's Accelerate integration wraps the model in DDP, each
     process takes half of the global batch, rank 0 checkpoints; `kedro run` then loads that finished run.
@@ -325,7 +326,7 @@ def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_resu
     assert [point.step for point in history] == [1, 2, 3, 4, 5, 6]  # the DDP run's loss curve, read from its state
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_sweep_runs_once_per_value_lines_its_runs_up_and_continues_where_it_stopped(project):
     """`make sweep`'s launcher over tau, downstream of selection: one tagged parent run per value, each with
     its variants' children, a table and a figure; the same command again finds every point finished."""
@@ -355,7 +356,8 @@ def test_a_sweep_runs_once_per_value_lines_its_runs_up_and_continues_where_it_st
     assert len(mlflow.search_runs(experiment_names=["tracesieve"], filter_string="tags.sweep != ''", output_format="list")) == len(swept)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.browser
 @needs_browser
 def test_the_mlflow_ui_shows_the_run_with_its_variants_comparable(project, browser):
     """The MLflow UI in headless Chromium, on the project's store: the Model training view lists the kedro
@@ -409,6 +411,7 @@ def _wait_for(condition, seconds: float) -> None:
         time.sleep(1)
 
 
+@pytest.mark.e2e
 def test_the_paper_environment_validates_and_names_its_missing_model_folders(project):
     """Without the papers' checkpoints, `kedro run --env paper` (its default pipeline is from_traces) stops
     before any work and says which folders are missing; the world, which would train into those read-only

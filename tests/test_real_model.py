@@ -47,7 +47,7 @@ def test_the_chat_template_without_think_support_gets_the_think_block_opened_and
     assert tokenizer.decode([ids[i] for i in answer_tokens]).strip() == "8"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2, tmp_path):
     """The real_cpu env's default pipeline, shrunk: load -> attribution -> masked training step -> generation."""
     small = {
@@ -91,6 +91,7 @@ def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2
     assert selective.data.tags["model.folder"] == str(trained.resolve())
 
 
+@pytest.mark.e2e
 def test_kedro_run_real_cpu_names_the_missing_model_folder_before_any_work(tmp_path):
     env = _project_copy(tmp_path, "data/06_models/no-such-model", {})
     result = subprocess.run([str(BIN / "kedro"), "run", "--env", "real_cpu"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -42,7 +42,7 @@ def _job(output_dir, kill_at: int = -1) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", JOB, str(output_dir), str(kill_at)], capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_killed_after_a_checkpoint_resumes_to_identical_weights_and_losses(tmp_path):
     whole = _job(tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-3000:]

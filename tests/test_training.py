@@ -70,6 +70,7 @@ def _train(tokenizer, problems, output_dir, steps, callbacks=(), **settings):
     return train_causal_lm(model, examples, config, output_dir=output_dir, tokenizer=tokenizer, callbacks=callbacks)
 
 
+@pytest.mark.train
 def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
     tokenizer, problems = _setup()
     model, history = _train(tokenizer, problems, tmp_path / "a", steps=6)
@@ -81,6 +82,7 @@ def test_training_lowers_the_loss_and_is_deterministic(tmp_path):
     assert not model.training  # handed back in eval mode
 
 
+@pytest.mark.train
 def test_rerunning_a_finished_run_trains_no_further(tmp_path, caplog):
     tokenizer, problems = _setup()  # 40 examples: 5 batches per epoch, so 4 steps end part-way through one
     finished, history = _train(tokenizer, problems, tmp_path, steps=4)
@@ -96,6 +98,7 @@ def test_rerunning_a_finished_run_trains_no_further(tmp_path, caplog):
     assert (tmp_path / "checkpoint-4" / "model.safetensors").is_file() and not (tmp_path / "checkpoint-4" / "optimizer.pt").exists()
 
 
+@pytest.mark.train
 def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tmp_path):
     tokenizer, problems = _setup()
     uninterrupted, _ = _train(tokenizer, problems, tmp_path / "whole", steps=6)
@@ -173,6 +176,7 @@ def test_lora_training_returns_a_plain_model_with_changed_weights(tmp_path):
     assert len(history) == 4
 
 
+@pytest.mark.train
 def test_gradient_checkpointing_gives_the_same_weights(tmp_path):
     tokenizer, problems = _setup()
     plain, _ = _train(tokenizer, problems, tmp_path / "plain", steps=3)
@@ -237,6 +241,7 @@ def test_a_trace_over_max_length_stops_the_run_or_is_rejected_with_its_length_ne
     assert summary["train_traces"] == 6 - len(too_long) and summary["length_rejects"] == len(too_long)
 
 
+@pytest.mark.train
 def test_a_truncated_checkpoint_is_detected_and_the_run_goes_back_to_the_one_before(tmp_path, caplog):
     tokenizer, problems = _setup()
     uninterrupted, history = _train(tokenizer, problems, tmp_path / "whole", steps=9)

@@ -10,7 +10,7 @@ from tests.conftest import needs_browser
 from tracesieve.reporting import attribution_viewer_html
 from tracesieve.selection import segment_metrics
 
-pytestmark = needs_browser  # the browser fixture is in conftest.py
+pytestmark = [needs_browser, pytest.mark.browser]  # the browser fixture is in conftest.py
 
 PROMPT = "Q: two? "
 REASONING = "Take 2 and 2.\n\nWait, check it again.\n\nSo 4."

@@ -66,7 +66,7 @@ def _run_readme_commands(root: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_walkthrough_runs_the_segment_method_on_your_traces_and_model(fresh_copy):
     root, env = fresh_copy
     # Every format in one file (detected per record), two records each.

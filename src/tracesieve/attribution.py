@@ -1,4 +1,4 @@
-"""Integrated gradients of the gold answer onto every input position (docs/DESIGN.md, segment-level SFT, step 2).
+"""Integrated gradients of the gold answer onto every input position (docs/design.md, segment-level SFT, step 2).
 
 The target is f(x) = sum over the gold answer tokens t of the teacher-forced log p(x_t | x_<t). Attribution
 is taken on the input embeddings: a_i = sum_d (x_i - x'_i)_d * integral_0^1 df/dx_i(x' + alpha (x - x'))_d,
@@ -14,7 +14,7 @@ an affordable number of points. Two rules answer that:
 - ``method="adaptive"`` with fixed ``steps``: cheap forward-only probes locate where f changes and the
   gradient points go there (``_adaptive_rule``); no error control.
 
-What makes it fast and exact, unlike the authors' loop (docs/DESIGN.md, "Known defects"):
+What makes it fast and exact, unlike the authors' loop (docs/design.md, "Known defects"):
 - logits are computed only at the positions the target reads (``logits_to_keep``), never the full
   vocabulary at every position; tokens after the last target cannot change f and are not run at all;
 - path points run in batches; weight gradients are never computed (parameters are frozen for the call);

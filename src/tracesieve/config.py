@@ -24,7 +24,7 @@ from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
 from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
 from tracesieve.traces import FORMATS, MULTI_TURN_POLICIES
 from tracesieve.training import OVER_LENGTH_POLICIES
-from tracesieve.world.problems import FINAL_REGIMES
+from tracesieve.world.problems import DISTRACTOR_OWNERS, FINAL_REGIMES
 from tracesieve.world.roles import ORACLE_STRATEGY
 from tracesieve.world.warmup_inits import WARMUP_INITS
 
@@ -49,6 +49,9 @@ class ProblemConfig(_Config):
     detour_rate: float = Field(0.4, ge=0, le=1, description="per step: a detour follows")
     decoy_rate: float = Field(0.2, ge=0, le=1, description="share of traces with a detour whose result is the answer")
     after_final_rate: float = Field(0.15, ge=0, le=1, description="per filler segment: it comes after the final segment")
+    distractor_owners: Literal[DISTRACTOR_OWNERS] = Field(
+        "shared", description="shared: a distractor's owner is one of the owners' names; disjoint: from a list of its own"
+    )
 
     @model_validator(mode="after")
     def _steps_ordered(self):

@@ -1,8 +1,8 @@
 """Batched generation from the paper's prompt format: greedy, or n seeded samples per prompt.
 
 Two engines give the same list of completions: ``hf`` (transformers ``generate``, the default, what the
-tests and CPU runs use) and ``vllm`` (continuous batching with a paged KV cache; an optional extra, see the
-README). Greedy decoding gives the same text on both up to floating-point ties; seeded samples are
+tests and CPU runs use) and ``vllm`` (continuous batching with a paged KV cache; an optional extra, see
+docs/scaling.md). Greedy decoding gives the same text on both up to floating-point ties; seeded samples are
 reproducible per engine, not across them.
 """
 

@@ -1,6 +1,6 @@
 """Render a (question, reasoning, answer) example in the paper's format and locate its parts.
 
-Segment-level selective SFT (docs/DESIGN.md, step 1) renders each example as the chat prompt (question plus the
+Segment-level selective SFT (docs/design.md, step 1) renders each example as the chat prompt (question plus the
 instruction below) followed by the reasoning trace and the suffix ``</think> So, the final answer is
 \\boxed{ANSWER}``. Attribution, masking and evaluation all need to know where the prompt, the trace and the
 answer lie in that text, in characters and in tokens; this module is the one place that decides it.

@@ -1,4 +1,4 @@
-"""Split a reasoning trace into segments (docs/DESIGN.md, segment-level selective SFT, step 3).
+"""Split a reasoning trace into segments (docs/design.md, segment-level selective SFT, step 3).
 
 Every method returns character spans ``[start, end)`` that tile the trace exactly: concatenated, the
 segments give back the trace. A boundary always sits *before* the separator, so the separator opens the

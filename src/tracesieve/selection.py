@@ -1,4 +1,4 @@
-"""Segment metrics and the selection that decides where the loss goes (docs/DESIGN.md, segment-level SFT, 4-5).
+"""Segment metrics and the selection that decides where the loss goes (docs/design.md, segment-level SFT, 4-5).
 
 Per segment S of N tokens with signed token attributions a:
 - strength ``sum|a| / sqrt(N)``, and ``strength_share``, the strength normalised to sum 1 within the trace;
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the schemas import this module's names
     from tracesieve.config import SelectionConfig
 
 ALWAYS_KEEP_CHOICES = ("first", "penultimate", "last")
-# The authors' code always keeps these three, whatever ``always_keep`` says (docs/DESIGN.md): the
+# The authors' code always keeps these three, whatever ``always_keep`` says (docs/design.md): the
 # ``paper_authors`` strategy is the paper's rule with them.
 AUTHORS_ALWAYS_KEEP = ("first", "penultimate", "last")
 # Controls for the authors' variant: ``position`` keeps its always-kept segments alone (what position gives

@@ -202,3 +202,19 @@ def test_no_training_problem_has_a_heldout_skeleton():
     assert evaluation["heldout_skeleton"].sum() == 40 and evaluation.loc[evaluation["heldout_skeleton"], "skeleton"].isin(held_out).all()
     assert not evaluation.loc[~evaluation["heldout_skeleton"], "skeleton"].isin(held_out).any()
     assert not (problems.loc[problems["split"] != "eval", "heldout_skeleton"]).any()
+
+
+def test_disjoint_distractor_owners_come_from_their_own_names_and_leave_the_rest_of_the_draw_alone():
+    from tracesieve.world import problems
+
+    options = {"min_steps": 2, "max_steps": 3, "max_value": 20, "distractor_rate": 1.0, "check_rate": 0.4,
+               "restatement_rate": 0.3, "detour_rate": 0.4}
+    shared = problems.generate_problems(50, seed=7, split="traces", **options)
+    disjoint = problems.generate_problems(50, seed=7, split="traces", distractor_owners="disjoint", **options)
+    for one, other in zip(shared, disjoint, strict=True):
+        owner = one.question.split()[0]
+        distractor_owner = other.distractors[0].text.split()[1]
+        assert distractor_owner in problems.OTHER_NAMES and owner in problems.NAMES
+        assert other.question.split()[0] == owner and other.answer == one.answer and other.reasoning == one.reasoning
+    with pytest.raises(ValueError, match="distractor_owners must be one of"):
+        problems.generate_problems(1, seed=7, split="traces", distractor_owners="mixed", **options)

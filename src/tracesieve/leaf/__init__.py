@@ -1,4 +1,4 @@
-"""LeaF (docs/DESIGN.md, "LeaF"): teacher-versus-student input gradients find the prompt tokens that mislead the
+"""LeaF (docs/design.md, "LeaF"): teacher-versus-student input gradients find the prompt tokens that mislead the
 student; counterfactuals without them feed a teacher-to-student distillation.
 
 - ``gradients``: per analysed token, g_i = ||dL/de_i||_2 for each model, aligned across tokenizers, and

@@ -54,6 +54,10 @@ SOURCE, UPSTREAM, FINAL, DECOY = "source", "upstream", "final", "decoy"
 FILLER = ("check", "restatement", "detour")  # what a trace could lose without changing its answer
 
 NAMES = ("Tom", "Ann", "Ben", "Lucy", "Sam", "Mia", "Leo", "Eva", "Max", "Zoe")
+# disjoint: owners and distractor owners come from separate lists, so a distractor is told by its owner's
+# name alone (no matching of the action's owner against the question's); shared: both from NAMES.
+OTHER_NAMES = ("Kai", "Ivy", "Noah", "Ruby", "Finn")
+DISTRACTOR_OWNERS = ("shared", "disjoint")
 ITEMS = ("apples", "coins", "cards", "books", "pens", "stamps", "shells", "marbles")
 
 # Openers of segments after the first; each begins with a reflection keyword of the paper's regex.
@@ -347,6 +351,7 @@ def generate_problem(
     decoy_rate: float = 0.0,
     after_final_rate: float = 0.0,
     final: str = "silent",
+    distractor_owners: str = "shared",
     accept_skeleton: Callable[[str], bool] | None = None,
     accept_relevant_skeleton: Callable[[str], bool] | None = None,
 ) -> WorldProblem:
@@ -358,8 +363,12 @@ def generate_problem(
     """
     if final not in FINAL_REGIMES:
         raise ValueError(f"final must be one of {FINAL_REGIMES}, got {final!r}")
+    if distractor_owners not in DISTRACTOR_OWNERS:
+        raise ValueError(f"distractor_owners must be one of {DISTRACTOR_OWNERS}, got {distractor_owners!r}")
     item = rng.choice(ITEMS)
     name, other = rng.sample(NAMES, 2)
+    if distractor_owners == "disjoint":
+        other = OTHER_NAMES[NAMES.index(other) % len(OTHER_NAMES)]  # the same draws as shared, another list
     n_steps = rng.randint(min_steps, max_steps)
     with_distractor = rng.random() < distractor_rate
     for _attempt in range(10_000):  # a few rounds in practice: most draws are causal

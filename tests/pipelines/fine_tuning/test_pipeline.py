@@ -36,7 +36,7 @@ def _selections(traces, tokenizer):
     return select_loss_segments(pd.DataFrame(rows), SelectionConfig())
 
 
-@pytest.mark.slow
+@pytest.mark.train
 def test_variants_differ_only_in_their_labels(tiny_world, tmp_path):
     traces, tokenizer, _ = tiny_world
     base = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=512, seed=0)

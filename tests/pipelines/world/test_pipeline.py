@@ -47,7 +47,7 @@ def _run(world_params):
     return catalog
 
 
-@pytest.mark.slow
+@pytest.mark.train
 def test_world_pipeline_produces_tables_tokenizer_models_and_metrics(world_params):
     catalog = _run(world_params)
     problems = catalog.load("world_problems")

@@ -1,0 +1,496 @@
+"""The results documents, generated from the stamped result files, never typed by hand.
+
+Each JSON under ``benchmarks/results/`` carries a ``provenance`` block (``tracesieve.provenance``). This
+module renders every one of them into ``docs/results.md`` (each table under the commit, date and machine it
+was measured on), draws the figures under ``docs/figures/``, and fills the README's headline blocks, which
+stand between ``<!-- results:NAME -->`` and ``<!-- /results:NAME -->``. ``python -m tracesieve.launch.results``
+(``make results``) writes them; ``--check`` says which block differs from what the committed JSON gives,
+which is what the tests run, so no figure can drift from its file.
+
+A result is stale when code it measured has changed since its commit: each result names the files and
+folders it depends on (``depends_on``), and ``git diff --name-only <commit> -- <those>`` lists the ones
+whose content differs now. Stale results are listed and marked ("changed since: ..."), never a failure:
+the mark is the one line the check leaves out, since it moves with every commit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracesieve.provenance import PROJECT_ROOT
+
+RESULTS_DIR = Path("benchmarks/results")
+RESULTS_DOC = Path("docs/results.md")
+FIGURES_DIR = Path("docs/figures")
+CHANGED_SINCE = "> Changed since it was measured:"  # the one line a check leaves out (it moves with every commit)
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.DOTALL)
+
+
+def number(value, digits: int = 2) -> str:
+    """A figure as the tables print it; a missing or NaN value as a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def interval(value, low, high, digits: int = 3, signed: bool = False) -> str:
+    sign = "+" if signed else ""
+    if value is None:
+        return "-"
+    if low is None or high is None:
+        return f"{value:{sign}.{digits}f}"
+    return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+# --- one renderer per result file ---------------------------------------------------------------------------
+
+# Each gate's figure: the metric it is read from and what that measures (world/roles.py, world/distractors.py).
+GATE_VALUES = {
+    "label_validity": ("gate.label_validity_auroc", "within-trace AUROC of occlusion drops, source steps against filler"),
+    "label_validity_upstream": ("gate.label_validity_upstream_auroc", "AUROC, the next step's starting count, upstream against filler"),
+    "sft_effect": ("gate.sft_effect_accuracy", "accuracy, full SFT minus the base student"),
+    "oracle_headroom": ("gate.oracle_headroom_accuracy", "accuracy, the oracle's mask minus full SFT"),
+    "position_only": ("gate.position_only_share", "share of that headroom first, penultimate and last recover (undefined without headroom)"),
+    "distractor_effect": ("gate.distractor_effect", "student accuracy without minus with a distractor"),
+    "distractor_teacher": ("gate.distractor_effect_teacher", "the teacher's, the same"),
+}
+
+
+def _default_run(result: dict) -> str:
+    gates = result["gates"]
+    lines = [
+        (f"The default `kedro run` from scratch on a clean copy of the project: {number(result['wall_seconds'], 0)} s wall "
+         f"(goal {number(result['budget_seconds'], 0)} s: {'met' if result['within_budget'] else 'not met'}) at "
+         f"{number(result['matmul_gflops'], 0)} GFLOP/s float32 matmul; checkpoints {number(result['checkpoint_bytes'] / 2**20, 1)} MiB, "
+         f"all data {number(result['data_bytes'] / 2**20, 1)} MiB."),
+        "",
+        "| gate | what is measured | value [95% CI] | passed |",
+        "| --- | --- | --- | --- |",
+    ]
+    for gate, (key, measured) in GATE_VALUES.items():
+        if f"gate.{gate}_passed" not in gates:
+            continue
+        value = gates.get(key)
+        shown = interval(value, gates.get(f"{key}_ci_low"), gates.get(f"{key}_ci_high"), signed=True) if value is not None else "undefined"
+        lines.append(f"| `{gate}` | {measured} | {shown} | {'yes' if gates[f'gate.{gate}_passed'] else '**no**'} |")
+    metrics = result["metrics"]
+    models = sorted({name.split(".")[0] for name in metrics if name.endswith(".accuracy") and "." in name and not name.startswith("leaf_")})
+    lines += ["", "| model | accuracy | seen skeletons | held-out skeletons | mean response tokens | truncated share | supervised tokens |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for model in sorted(models, key=lambda m: -metrics[f"{m}.accuracy"]):
+        row = [metrics.get(f"{model}.{key}") for key in ("accuracy", "accuracy_seen_skeleton", "accuracy_heldout_skeleton",
+                                                           "mean_response_tokens", "truncated_share", "supervised_tokens")]
+        lines.append(f"| {model} | {number(row[0], 3)} | {number(row[1], 3)} | {number(row[2], 3)} | {number(row[3], 1)} "
+                     f"| {number(row[4], 3)} | {number(row[5], 0)} |")
+    nodes = result["node_seconds"]
+    lines += ["", "Node seconds (the ten longest; every node is in the JSON):", "", "| node | seconds |", "| --- | ---: |"]
+    lines += [f"| `{name}` | {number(seconds, 1)} |" for name, seconds in list(nodes.items())[:10]]
+    return "\n".join(lines)
+
+
+def _default_run_headline(result: dict) -> str:
+    gates = result["gates"]
+    passed = sorted(name.removeprefix("gate.").removesuffix("_passed") for name, value in gates.items() if name.endswith("_passed") and value)
+    failed = sorted(name.removeprefix("gate.").removesuffix("_passed") for name, value in gates.items() if name.endswith("_passed") and not value)
+    return (
+        f"- A fresh default run: {number(result['wall_seconds'] / 60, 1)} minutes at {number(result['matmul_gflops'], 0)} GFLOP/s "
+        f"(goal {number(result['budget_seconds'] / 60, 0)}), {number(result['checkpoint_bytes'] / 2**20, 0)} MiB of checkpoints.\n"
+        f"- The world's gates passing: {', '.join(f'`{name}`' for name in passed) or 'none'}; failing: "
+        f"{', '.join(f'`{name}`' for name in failed) or 'none'}. A failing gate marks the verdicts it invalidates."
+    )
+
+
+def ig_bench_table(cases: list[dict]) -> str:
+    """The headline of every IG case: accuracy reached, seconds at equal accuracy, ratios, the floor."""
+    lines = [
+        ("| case | tokens | truth (points, gap, share change) | ours at tolerance 0.02 (points, s, share error, Jaccard) "
+         "| authors' J = 50 (share error, Jaccard) | J needed: authors / Gauss-Legendre | speedup at equal accuracy vs authors / captum "
+         "| memory ratio vs authors (default batch / batch 1) | s per point: ours / authors / captum / floor |"),
+        "| --- | ---: | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in cases:
+        point = entry["seconds_per_point"]
+        costs = (f"{number(point['ours'], 3)} / {number(point['reference'], 3)} / {number(point['captum'], 3)} / "
+                 f"{number(entry['floor_seconds_per_point'], 3)}")
+        memory = f"{number(entry['memory_ratio_vs_reference'])} / {number(entry['batch_1']['memory_ratio_vs_reference'])}"
+        if not entry.get("accuracy_measured"):
+            lines.append(f"| {entry['case']} | {entry['tokens']} | not measured (cost only) | - | - | - | - | {memory} | {costs} |")
+            continue
+        truth, ours, rules = entry["truth"], entry["ours"], entry["rules"]
+        at_50 = rules["authors_linspace"]["at_J_50"]
+
+        def needed(rule, rules=rules):
+            return str(rules[rule]["J_needed"]) if rules[rule]["reached"] else f"> {max(int(j) for j in rules[rule]['by_J'])}"
+
+        bound = ">= " if entry.get("speedups_are_lower_bounds") else ""
+        ours_text = (f"{ours['steps']}, {number(ours['seconds'], 1)}, {number(ours['share_error'], 3)}, {number(ours['jaccard'])}"
+                     if ours["reached"] else "not reached")
+        speedups = (f"{bound}{number(entry.get('speedup_vs_reference_at_equal_accuracy'), 1)} / "
+                    f"{bound}{number(entry.get('speedup_vs_captum_at_equal_accuracy'), 1)}" if ours["reached"] else "-")
+        lines.append(
+            f"| {entry['case']} | {entry['tokens']} | {truth['steps']}, {truth['relative_gap']:.1e}, "
+            f"{number(truth['share_change_between_refinements'], 4)}{'' if truth['converged'] else ' (not converged)'} | {ours_text} "
+            f"| {number(at_50['share_error'], 3)}, {number(at_50['jaccard'])} | {needed('authors_linspace')} / {needed('gausslegendre')} "
+            f"| {speedups} | {memory} | {costs} |"
+        )
+    return "\n".join(lines)
+
+
+def _ig_bench(result: dict) -> str:
+    return ig_bench_table(result["cases"])
+
+
+def _ig_convergence(result: dict) -> str:
+    lines = ["| model | traces | converged | tokens | points (median, max) | seconds per trace (median) | seconds per point |",
+             "| --- | ---: | ---: | --- | --- | ---: | ---: |"]
+    for case in result["cases"]:
+        traces = case["traces"]
+        tokens = sorted(row["tokens"] for row in traces)
+        steps = sorted(row["steps"] for row in traces)
+        seconds = sorted(row["seconds"] for row in traces)
+        per_point = sum(row["seconds"] for row in traces) / sum(row["steps"] for row in traces)
+        lines.append(f"| {case['model']} | {len(traces)} | {number(case['converged_share'], 2)} | {tokens[0]}-{tokens[-1]} "
+                     f"| {steps[len(steps) // 2]}, {steps[-1]} | {number(seconds[len(seconds) // 2], 1)} | {number(per_point, 3)} |")
+    return "\n".join(lines)
+
+
+def _engine_bench(result: dict) -> str:
+    lines = ["| mode | engine | generated tokens | seconds | tokens/s | start-up s |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for row in result["rows"]:
+        lines.append(f"| {row['mode']} | {row['engine']} | {number(row.get('generated_tokens'), 0)} | {number(row.get('seconds'), 1)} "
+                     f"| {number(row.get('tokens_per_second'), 0)} | {number(row.get('startup_seconds'), 1)} |")
+    summary = result["summary"]
+    lines += ["", (f"Greedy texts identical: {number(summary['greedy_identical_text_share'], 2)}; vLLM over hf in tokens/s: greedy "
+                   f"x{number(summary['greedy_tokens_per_second_ratio_vllm_over_hf'])}, sampled "
+                   f"x{number(summary['sampled_tokens_per_second_ratio_vllm_over_hf'])}.")]
+    return "\n".join(lines)
+
+
+def _long_trace_bench(result: dict) -> str:
+    lines = ["| stage | labels | tokens | peak before GiB | peak after GiB | working memory after/before | tokens/s after/before |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for entry in result["ratios"]:
+        lines.append(f"| {entry['stage']} | {entry['mask'] or '-'} | {entry['length']} | {number(entry['peak_memory_gib_before'])} "
+                     f"| {number(entry['peak_memory_gib_after'])} | x{number(entry['working_memory_ratio'])} | x{number(entry['tokens_per_second_ratio'])} |")
+    return "\n".join(lines)
+
+
+def _scale_bench(result: dict) -> str:
+    rows = [row for row in result["rows"] if "error" not in row]
+    lengths = sorted({row["length"] for row in rows})
+    lines = ["Each cell: peak resident GiB, and seconds per IG gradient, training tokens per second or generated tokens per second.", "",
+             "| stage | model | " + " | ".join(f"{length} tokens" for length in lengths) + " |",
+             "| --- | --- | " + " | ".join("---:" for _ in lengths) + " |"]
+    for stage in dict.fromkeys(row["stage"] for row in rows):
+        for model in dict.fromkeys(row["model"] for row in rows if row["stage"] == stage):
+            cells = {row["length"]: row for row in rows if row["stage"] == stage and row["model"] == model}
+            lines.append(f"| {stage} | {model} | " + " | ".join(_scale_cell(cells.get(length)) for length in lengths) + " |")
+    fits = result.get("memory_fits", {})
+    if fits:
+        lines += ["", "Linear fits of peak memory against length (GiB + GiB per 1k tokens):", ""]
+        lines += [f"- {fit['stage']}, {fit['model']}: {number(fit['intercept_gib'])} + {number(fit['gib_per_1k_tokens'])} L"
+                  for fit in sorted(fits, key=lambda fit: (fit["stage"], fit["model"]))]
+    return "\n".join(lines)
+
+
+def _scale_cell(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    speed = next((f"{number(row[key], digits)} {unit}" for key, digits, unit in
+                  (("seconds_per_gradient", 1, "s/gradient"), ("tokens_per_second", 0, "tokens/s"), ("new_tokens_per_second", 1, "new tokens/s"))
+                  if key in row), "")
+    return f"{number(row['peak_memory_gib'])}, {speed}" if speed else number(row["peak_memory_gib"])
+
+
+def _experiment(result: dict) -> str:
+    pooled = result["pooled"]["greedy"]
+    lines = [f"Seeds {result['seeds']} (they vary the training order only; the world is the same in each).", "",
+             "| model | accuracy [95% CI] | vs full_sft | mean tokens | verdict |", "| --- | --- | --- | ---: | --- |"]
+    for model, figures in pooled.items():
+        difference = figures.get("accuracy_diff_vs_full_sft")
+        lines.append(
+            f"| {model} | {interval(figures.get('accuracy'), figures.get('accuracy_ci_low'), figures.get('accuracy_ci_high'))} "
+            f"| {interval(difference, figures.get('accuracy_diff_vs_full_sft_ci_low'), figures.get('accuracy_diff_vs_full_sft_ci_high'), signed=True)} "
+            f"| {number(figures.get('mean_response_tokens'), 1)} | {figures.get('verdict', '')} |"
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One result file: what it is, the code its figures depend on, and how it renders."""
+
+    file: str
+    title: str
+    depends_on: tuple[str, ...]
+    render: Callable[[dict], str]
+
+
+RESULTS: tuple[Result, ...] = (
+    Result("default_run.json", "The default run",
+           ("src/tracesieve", "conf/base", "benchmarks/default_run_bench.py"), _default_run),
+    Result("experiment.json", "The world's experiment",
+           ("src/tracesieve", "conf/base", "benchmarks/experiment.py"), _experiment),
+    Result("ig_bench.json", "Integrated gradients at equal accuracy",
+           ("src/tracesieve/attribution.py", "src/tracesieve/selection.py", "benchmarks/ig_bench.py"), _ig_bench),
+    Result("ig_convergence.json", "Points IG needs to converge",
+           ("src/tracesieve/attribution.py", "benchmarks/ig_convergence.py"), _ig_convergence),
+    Result("engine_bench_cpu.json", "Evaluation engines, hf against vLLM",
+           ("src/tracesieve/generation.py", "benchmarks/engine_bench.py"), _engine_bench),
+    Result("long_trace_bench_cpu.json", "Long traces, SFT through TRL and the chunked KL",
+           ("src/tracesieve/training.py", "src/tracesieve/leaf/distillation.py", "benchmarks/long_trace_bench.py"), _long_trace_bench),
+    Result("scale_bench_cpu.json", "Time and memory against length and model size",
+           ("src/tracesieve/attribution.py", "src/tracesieve/training.py", "src/tracesieve/generation.py", "benchmarks/scale_bench.py"),
+           _scale_bench),
+)
+HEADLINES: dict[str, tuple[str, Callable[[dict], str]]] = {"default-run": ("default_run.json", _default_run_headline)}
+
+
+# --- provenance and staleness ---------------------------------------------------------------------------------
+
+def load(root: Path, result: Result) -> dict:
+    path = root / RESULTS_DIR / result.file
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the result file ({error})") from error
+    if "provenance" not in loaded:
+        raise ValueError(f"{path}: no provenance block (every result file records what produced it: tracesieve.provenance.stamp)")
+    return loaded
+
+
+def changed_since(root: Path, commit: str | None, paths: tuple[str, ...]) -> list[str] | None:
+    """Files under ``paths`` whose content now differs from ``commit`` (committed or not); None when the
+    commit is unknown or not in this clone."""
+    if not commit:
+        return None
+    done = subprocess.run(["git", "diff", "--name-only", commit, "--", *paths], cwd=root, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return None
+    return sorted(line for line in done.stdout.splitlines() if line)
+
+
+def _measured_at(provenance: dict) -> str:
+    machine = provenance.get("machine") or {}
+    described = machine.get("described") or ", ".join(
+        str(part) for part in (machine.get("cpu"), f"{machine.get('cores')} cores" if machine.get("cores") else None,
+                               f"{machine.get('memory_gib')} GiB" if machine.get("memory_gib") else None,
+                               f"torch {machine.get('torch')}" if machine.get("torch") else None, machine.get("device")) if part)
+    commit = (provenance.get("commit") or "unknown")[:10]
+    dirty = " (with uncommitted changes)" if provenance.get("dirty") else ""
+    text = f"> Measured at `{commit}`{dirty} on {provenance.get('date', 'an unknown date')[:10]}, {described}; `{provenance.get('command', '?')}`"
+    if provenance.get("wall_seconds") is not None:
+        text += f", {number(provenance['wall_seconds'], 0)} s"
+    if provenance.get("recorded_by", "benchmark") != "benchmark":
+        text += f".\n> Provenance: {provenance['recorded_by']}"
+    return text + "."
+
+
+def _changed_line(changed: list[str] | None) -> str:
+    if changed is None:
+        return f"{CHANGED_SINCE} unknown (its commit is not in this clone)."
+    if not changed:
+        return f"{CHANGED_SINCE} nothing."
+    shown = ", ".join(f"`{path}`" for path in changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+    return f"{CHANGED_SINCE} {shown}."
+
+
+def staleness(root: Path = PROJECT_ROOT) -> dict[str, list[str] | None]:
+    """Per result file, the files it depends on that changed since it was measured."""
+    return {result.file: changed_since(root, load(root, result)["provenance"].get("commit"), result.depends_on) for result in RESULTS}
+
+
+# --- the documents --------------------------------------------------------------------------------------------
+
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("accuracy_vs_tokens.svg", "Accuracy against mean response tokens per model, the default run"),
+    ("ig_points_vs_tokens.svg", "Points IG needs to converge against trace length"),
+)
+
+
+def results_markdown(root: Path = PROJECT_ROOT) -> str:
+    """``docs/results.md``: every result file's tables under its provenance, and the figures."""
+    parts = [
+        "# Results",
+        "",
+        "Generated by `make results` from the JSON files under `benchmarks/results/`; do not edit by hand (a test",
+        "fails when this file differs from what they give). Each section says the commit, date, machine and command",
+        "that produced it, and which of the files it measured have changed since.",
+        "",
+    ]
+    for result in RESULTS:
+        loaded = load(root, result)
+        parts += [f"## {result.title}", "", f"`{RESULTS_DIR / result.file}`", "", _measured_at(loaded["provenance"]),
+                  _changed_line(changed_since(root, loaded["provenance"].get("commit"), result.depends_on)), "",
+                  result.render(loaded), ""]
+    parts += ["## Figures", ""]
+    parts += [f"![{caption}](figures/{name})" + "\n" for name, caption in FIGURES]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def draw_figures(root: Path = PROJECT_ROOT) -> dict[str, bytes]:
+    """The figures as SVG bytes (no timestamp, fixed ids: the same JSON gives the same file)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "tracesieve"
+    figures = {}
+    default_run = load(root, RESULTS[0])
+    metrics = default_run["metrics"]
+    models = sorted({name.split(".")[0] for name in metrics if name.endswith(".accuracy") and not name.startswith("leaf_")})
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for model in models:
+        x, y = metrics.get(f"{model}.mean_response_tokens"), metrics[f"{model}.accuracy"]
+        axes.scatter([x], [y])
+        axes.annotate(model, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    axes.set_xlabel("mean response tokens")
+    axes.set_ylabel("accuracy (greedy, held-out problems)")
+    axes.set_title(f"default run at {(default_run['provenance'].get('commit') or '?')[:7]}")
+    figures["accuracy_vs_tokens.svg"] = figure
+    convergence = next(result for result in RESULTS if result.file == "ig_convergence.json")
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for case in load(root, convergence)["cases"]:
+        axes.scatter([row["tokens"] for row in case["traces"]], [row["steps"] for row in case["traces"]], label=case["model"])
+    axes.set_xlabel("trace tokens")
+    axes.set_ylabel("path points to tolerance")
+    axes.legend()
+    figures["ig_points_vs_tokens.svg"] = figure
+    rendered = {}
+    for name, figure in figures.items():
+        buffer = io.BytesIO()
+        figure.tight_layout()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+        plt.close(figure)
+        rendered[name] = buffer.getvalue()
+    return rendered
+
+
+def fill_blocks(text: str, root: Path = PROJECT_ROOT) -> str:
+    """``text`` with every ``<!-- results:NAME -->`` block rendered anew from its result file."""
+    def render(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in HEADLINES:
+            raise ValueError(f"<!-- results:{name} -->: no such headline (known: {', '.join(sorted(HEADLINES))})")
+        file, renderer = HEADLINES[name]
+        loaded = load(root, next(result for result in RESULTS if result.file == file))
+        return f"{match.group(1)}{renderer(loaded)}\n{match.group(4)}"
+
+    return BLOCK.sub(render, text)
+
+
+BLOCK_FILES = (Path("README.md"),)
+
+
+def rendered_documents(root: Path = PROJECT_ROOT) -> dict[Path, str]:
+    """Every generated text document, by path relative to ``root``: docs/results.md and the files with blocks."""
+    documents = {RESULTS_DOC: results_markdown(root), CONFIGURATION_DOC: configuration_markdown(root)}
+    for path in BLOCK_FILES:
+        documents[path] = fill_blocks((root / path).read_text(), root)
+    return documents
+
+
+def _comparable(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith(CHANGED_SINCE))
+
+
+def differing_documents(root: Path = PROJECT_ROOT) -> list[Path]:
+    """The generated documents whose text differs from what the result files give (staleness marks aside)."""
+    differing = []
+    for path, text in rendered_documents(root).items():
+        on_disk = (root / path).read_text() if (root / path).exists() else ""
+        if _comparable(on_disk) != _comparable(text):
+            differing.append(path)
+    return differing
+
+
+def write_documents(root: Path = PROJECT_ROOT) -> list[Path]:
+    """Write every generated document and figure whose content changed; returns what was rewritten."""
+    written = []
+    outputs: dict[Path, bytes] = {path: text.encode() for path, text in rendered_documents(root).items()}
+    outputs.update({FIGURES_DIR / name: data for name, data in draw_figures(root).items()})
+    for path, data in outputs.items():
+        target = root / path
+        if target.exists() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        written.append(path)
+    return written
+
+
+# --- the configuration reference ------------------------------------------------------------------------------
+
+CONFIGURATION_DOC = Path("docs/configuration.md")
+
+
+def _blocks() -> dict[str, type]:
+    """Each top-level parameter block and the schema Kedro validates it against (config.py)."""
+    from tracesieve import config
+
+    return {"world": config.WorldConfig, "ingestion": config.IngestionConfig, "attribution": config.AttributionConfig,
+            "segmentation": config.SegmentationConfig, "selection": config.SelectionConfig,
+            "faithfulness": config.FaithfulnessConfig, "fine_tuning": config.FineTuningConfig, "leaf": config.LeafConfig,
+            "evaluation": config.EvaluationConfig, "reporting": config.ReportingConfig}
+
+
+def _accepted(annotation) -> str:
+    import typing
+
+    text = str(annotation).replace("typing.", "")
+    if typing.get_origin(annotation) is typing.Literal:
+        text = " | ".join(map(str, typing.get_args(annotation)))
+    text = re.sub(r"<class '(\w+)'>", r"\1", text)
+    return text.replace("|", "\\|")
+
+
+def _field_rows(schema: type, base: dict, prefix: str) -> list[str]:
+    from pydantic import BaseModel
+
+    rows = []
+    for name, field in schema.model_fields.items():
+        path = f"{prefix}.{name}"
+        annotation = field.annotation
+        value = base.get(name, "(default)") if isinstance(base, dict) else "(default)"
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += _field_rows(annotation, value if isinstance(value, dict) else {}, path)
+            continue
+        default = field.get_default(call_default_factory=True)
+        shown = json.dumps(value, default=str) if value != "(default)" else "(schema default)"
+        description = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{path}` | `{json.dumps(default, default=str)}` | `{shown}` | {_accepted(annotation)} | {description} |".replace("`(schema default)`", "="))
+    return rows
+
+
+def configuration_markdown(root: Path = PROJECT_ROOT) -> str:
+    """``docs/configuration.md``: every parameter file of conf/base, its blocks, and every key of their schemas."""
+    import yaml
+
+    parts = [
+        "# Configuration",
+        "",
+        "Generated by `make results` from the schemas in `src/tracesieve/config.py` and the files in `conf/base/`;",
+        "do not edit by hand. Kedro validates each block once per run, before the first node, against its",
+        "schema: an unknown or mistyped key stops the run naming it. An environment (`conf/real`, `conf/real_cpu`,",
+        "`conf/paper`, see [environments.md](environments.md)) overrides keys of `conf/base`; `kedro run --params",
+        "\"selection.tau=0.5\"` overrides one run; `conf/local/` (git-ignored) overrides yours. The YAML files'",
+        "comments say why each base value was chosen. \"base\" is the value in `conf/base` (= the schema's default).",
+        "",
+    ]
+    files = {path.name: yaml.safe_load(path.read_text()) or {} for path in sorted((root / "conf" / "base").glob("parameters*.yml"))}
+    for block, schema in _blocks().items():
+        file = next((name for name, content in files.items() if block in content), None)
+        parts += [f"## `{block}` (`conf/base/{file}`)" if file else f"## `{block}`", "", (schema.__doc__ or "").strip().splitlines()[0], "",
+                  "| key | schema default | base | accepts | what it controls |", "| --- | --- | --- | --- | --- |"]
+        parts += _field_rows(schema, files.get(file, {}).get(block, {}) if file else {}, block)
+        parts.append("")
+    return "\n".join(parts).rstrip() + "\n"
