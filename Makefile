@@ -58,10 +58,9 @@ test-fast: setup
 sweep: setup
 	$(BIN)/python -m tracesieve.launch.sweep $(ARGS)
 
-# The world's experiment: every variant under 3 training seeds, greedy and sampled evaluation, the gates, the
-# scorers; pooled with 95% intervals into benchmarks/results/experiment.json (goal: 60 minutes on 2 cores).
-# Works in data/experiment/ (a copy of the project; a killed experiment resumes at the next seed); one MLflow
-# run per kedro run in ./mlflow.db. ARGS="--seeds 0 1 2 3" for more seeds.
+# The pre-registered experiment (benchmarks/experiment_plan.yml): every variant on every test world of both
+# regimes, world-level intervals, into benchmarks/results/experiment.json; resumes at the next world.
+# ARGS="--phase dev" runs the dev worlds (never reported), ARGS="--regimes silent --seeds 1000" some worlds.
 experiment: setup
 	$(BIN)/python benchmarks/experiment.py $(ARGS)
 

@@ -180,3 +180,15 @@ def test_the_authors_controls_keep_its_positions_alone_or_add_random_segments_to
     draws = {tuple(select_loss_segments(metrics, config.model_copy(update={"seed": seed})).set_index("strategy").loc["random_matched", "selected_segments"])
              for seed in range(8)}
     assert len(draws) > 1  # seeded, and the seed matters
+
+
+def test_our_share_floor_keeps_every_segment_stronger_than_the_floor_and_the_last_whatever_its_consistency():
+    from tracesieve.selection import select_share_floor
+
+    trace = _shares([0.4, 0.05, 0.3, 0.2, 0.05], [0.95, 0.1, 0.99, 0.5, 0.2])
+    assert select_share_floor(trace, 1.0) == [0, 2, 3, 4]  # >= 0.2 each, consistency ignored; the last always
+    assert select_share_floor(trace, 1.6) == [0, 4]  # >= 0.32: 0.3 and 0.2 fall below; the last stays
+    assert select_share_floor(trace, 0.0) == [0, 1, 2, 3, 4]
+    assert select_segments(trace, 0.7, 0.8) != select_share_floor(trace, 1.0)  # the paper's filter drops 0 and 2
+    with pytest.raises(ValueError, match="at least 0"):
+        select_share_floor(trace, -1)

@@ -183,6 +183,9 @@ class SelectionConfig(_Config):
     beta: float = Field(0.8, ge=0, le=1, description="strong segments with consistency above this are dropped")
     always_keep: tuple[Literal[ALWAYS_KEEP_CHOICES], ...] = ()
     strategies: tuple[Literal[STRATEGIES], ...] = Field(STRATEGIES, min_length=1)
+    share_floor: float = Field(
+        1.0, ge=0, description="share_floor strategy (ours): keep segments whose strength share is at least this / n, and the last"
+    )
     seed: int = 0
 
 
@@ -218,6 +221,7 @@ DEFAULT_VARIANT_STRATEGIES = {
     "random_matched_sft": "random_matched",
     "strength_only": "strength_only",
     "consistency_only": "consistency_only",
+    "share_floor_sft": "share_floor",  # our rule (selection.select_share_floor)
 }
 
 

@@ -209,6 +209,32 @@ def _scale_cell(row: dict | None) -> str:
 
 
 def _experiment(result: dict) -> str:
+    if "by_regime" not in result:  # the earlier experiment: training seeds on one world
+        return _experiment_over_training_seeds(result)
+    worlds = result["worlds"]
+    lines = [
+        f"Plan `{result['plan_hash']}` (`benchmarks/experiment_plan.yml`), {result['phase']} worlds {result['seeds']}"
+        f" (dev worlds {result['dev_seeds']} are never reported); {len(worlds)} worlds"
+        + ("" if result["complete"] else " so far: **incomplete**, the experiment was stopped and resumes at the next world")
+        + f"; {number(sum(world['wall_seconds'] + world.get('sampled_wall_seconds', 0) for world in worlds.values()) / 60, 0)} minutes of runs.",
+        "",
+        "Intervals are 95% t intervals over worlds (the world is the unit); each method is compared with its reference",
+        "(full SFT, or KD for LeaF) and its matched random control world by world. A verdict needs the gates it rests on",
+        "to pass on every world.",
+        "",
+        "| world | minutes | " + " | ".join(sorted({g.removesuffix("_passed") for w in worlds.values() for g in w["gates"] if g.endswith("_passed")})) + " |",
+    ]
+    gate_names = sorted({g.removesuffix("_passed") for w in worlds.values() for g in w["gates"] if g.endswith("_passed")})
+    lines.append("| --- | ---: | " + " | ".join("---" for _ in gate_names) + " |")
+    for name, world in worlds.items():
+        flags = ["yes" if world["gates"].get(f"{gate}_passed") else "**no**" for gate in gate_names]
+        lines.append(f"| {name} | {number(world['wall_seconds'] / 60, 1)} | " + " | ".join(flags) + " |")
+    for regime in result["regimes"]:
+        lines += ["", result["by_regime"][regime]["markdown"]]
+    return "\n".join(lines)
+
+
+def _experiment_over_training_seeds(result: dict) -> str:
     pooled = result["pooled"]["greedy"]
     lines = [f"Seeds {result['seeds']} (they vary the training order only; the world is the same in each).", "",
              "| model | accuracy [95% CI] | vs full_sft | mean tokens | verdict |", "| --- | --- | --- | ---: | --- |"]

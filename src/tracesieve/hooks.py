@@ -131,7 +131,7 @@ class ConfigMlflowHook(MlflowHook):
         tags["overrides"] = "; ".join(f"{name}={value}" for name, value in changed.items()) or "none"
         if (commit := tracking.git_commit(self._project_path)) is not None:
             tags["git_commit"] = commit
-        tags |= tracking.sweep_tags()
+        tags |= tracking.sweep_tags() | tracking.experiment_tags()
         partial = tracking.partial_selection(run_params)
         tags["partial"] = "true" if partial else "false"
         if partial:

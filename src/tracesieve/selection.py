@@ -36,7 +36,7 @@ ALWAYS_KEEP_CHOICES = ("first", "penultimate", "last")
 AUTHORS_ALWAYS_KEEP = ("first", "penultimate", "last")
 # Controls for the authors' variant: ``position`` keeps its always-kept segments alone (what position gives
 # for free), ``random_matched`` adds random segments to them up to its token budget.
-STRATEGIES = ("paper", "paper_authors", "all", "strength_only", "consistency_only", "random", "position", "random_matched")
+STRATEGIES = ("paper", "paper_authors", "all", "strength_only", "consistency_only", "random", "position", "random_matched", "share_floor")
 SEGMENT_METRIC_COLUMNS = [
     "trace_id",
     "segment_index",
@@ -127,6 +127,22 @@ def _strongest_prefix(metrics: pd.DataFrame, tau: float) -> list[int]:
     # crossing segment. The tolerance keeps shares that add up to exactly tau from missing it by rounding.
     before = share_of_stronger_segments(metrics)
     return [int(index) for index in metrics.loc[before < tau - 1e-12, "segment_index"]]
+
+
+def select_share_floor(metrics: pd.DataFrame, floor: float) -> list[int]:
+    """Our rule, beyond the paper: every segment whose strength share is at least ``floor / n`` (n: the
+    trace's segments, so 1.0 keeps the segments stronger than average), and the last segment.
+
+    Why: the paper's cumulative prefix ties a segment's fate to how many strong segments a trace has, and its
+    consistency filter drops strong, consistent steps; a share floor relative to the segment count keeps
+    every step the answer reads however many there are. The last segment is kept because answer-IG cannot
+    see a closing segment that writes no number, and without it the model is never taught to stop.
+    """
+    if floor < 0:
+        raise ValueError(f"share_floor must be at least 0, got {floor}")
+    n_segments = len(metrics)
+    strong = metrics.loc[(metrics["strength_share"] >= floor / n_segments) & (metrics["n_tokens"] > 0), "segment_index"]
+    return sorted({int(index) for index in strong} | _always_kept(n_segments, ("last",)))
 
 
 def share_of_stronger_segments(metrics: pd.DataFrame) -> pd.Series:
@@ -278,6 +294,8 @@ def select_loss_segments(segment_metrics: pd.DataFrame, config: SelectionConfig)
                 selected["paper_authors"] = select_segments(trace, config.tau, config.beta, AUTHORS_ALWAYS_KEEP, strategy="paper")
             elif strategy == "position":
                 selected[strategy] = sorted(_always_kept(len(trace), AUTHORS_ALWAYS_KEEP))
+            elif strategy == "share_floor":
+                selected[strategy] = select_share_floor(trace, config.share_floor)
             elif strategy != "random":
                 selected[strategy] = select_segments(trace, config.tau, config.beta, config.always_keep, strategy=strategy)
         if "random" in config.strategies:

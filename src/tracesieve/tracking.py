@@ -35,6 +35,9 @@ MAX_RUN_NAME = 250  # MLflow's limit on a run name
 # A sweep (tracesieve.launch.sweep) hands each kedro run its id and values through the environment.
 SWEEP_ENV, SWEEP_VALUES_ENV = "TRACESIEVE_SWEEP", "TRACESIEVE_SWEEP_VALUES"
 SWEEP_TAG, SWEEP_VALUES_TAG = "sweep", "sweep_values"
+# The experiment across worlds (benchmarks/experiment.py) hands each world's kedro run the same way its id
+# and what the world is (phase, regime, world seed): tags ``experiment`` and ``experiment.<name>``.
+EXPERIMENT_ENV, EXPERIMENT_WORLD_ENV = "TRACESIEVE_EXPERIMENT", "TRACESIEVE_EXPERIMENT_WORLD"
 
 _children: dict[tuple[str, str], str] = {}  # (parent run id, variant) -> child run id
 _running: set[str] = set()  # children whose variant has a node running now
@@ -180,6 +183,14 @@ def sweep_tags() -> dict[str, str]:
         return {}
     values = os.environ.get(SWEEP_VALUES_ENV, "{}")
     return {SWEEP_TAG: identifier, SWEEP_VALUES_TAG: values} | {f"sweep.{name}": str(value) for name, value in json.loads(values).items()}
+
+
+def experiment_tags() -> dict[str, str]:
+    """``experiment`` and ``experiment.<name>`` (phase, regime, world_seed) for a world of the experiment."""
+    if not (identifier := os.environ.get(EXPERIMENT_ENV)):
+        return {}
+    world = json.loads(os.environ.get(EXPERIMENT_WORLD_ENV, "{}"))
+    return {"experiment": identifier} | {f"experiment.{name}": str(value) for name, value in world.items()}
 
 
 def interrupted_run(run) -> Any | None:

@@ -24,7 +24,8 @@ def test_every_strategy_selects_and_the_paper_rule_drops_the_consistent_strong_s
     metrics = catalog.load("segment_metrics")
     assert metrics["consistency"].round(6).tolist() == [0.0, 1.0, 1.0]
     selections = catalog.load("selections").set_index("strategy")
-    assert list(selections.index) == ["paper", "paper_authors", "all", "strength_only", "consistency_only", "random", "position", "random_matched"]
+    assert list(selections.index) == ["paper", "paper_authors", "all", "strength_only", "consistency_only", "random", "position", "random_matched", "share_floor"]
+    assert list(selections.loc["share_floor", "selected_segments"]) == [0, 2]  # shares of 0.49 >= 0.75 / 3; 2 is also last
     assert list(selections.loc["paper_authors", "selected_segments"]) == [0, 1, 2]  # first, penultimate, last kept
     assert list(selections.loc["strength_only", "selected_segments"]) == [0, 2]
     assert list(selections.loc["paper", "selected_segments"]) == [0]  # segment 2 is too consistent

@@ -1,0 +1,293 @@
+"""The pre-registered experiment across worlds: frozen settings, dev and test worlds, world-level intervals.
+
+Each seed of the experiment draws a new world: its problems, its teacher and student, the attributions, the
+random masks, LeaF's counterfactuals and the training order all follow from the seed (``world_overrides``).
+Settings may be chosen on dev worlds only; the test worlds run once with the plan frozen in
+``benchmarks/experiment_plan.yml``, whose hash, with the commit, goes into the result so that a reader can
+tell which settings a verdict was read under. The headline intervals are over worlds (a t interval of the
+per-world differences, the world the unit of replication), with the pooled per-problem intervals beside.
+
+Framework-free: ``benchmarks/experiment.py`` runs the worlds through ``kedro run`` and calls this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from tracesieve.evaluation import paired_difference
+
+PHASES = ("dev", "test")
+REFERENCE = "full_sft"
+LEAF_REFERENCE = "kd"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the experiment runs, frozen before the test worlds (``benchmarks/experiment_plan.yml``)."""
+
+    dev_seeds: tuple[int, ...]
+    test_seeds: tuple[int, ...]
+    regimes: tuple[str, ...]
+    variants: tuple[str, ...]  # fine-tuning variants; the base model, kd and leaf_distilled always run
+    controls: Mapping[str, str]  # method -> its matched random control
+    parameters: Mapping  # conf/local parameters shared by every world (frozen)
+    sampling: Mapping  # evaluation overrides of the sampled evaluation
+    sampled_worlds_per_regime: int
+    text: str  # the plan file as read: its hash is the frozen config's
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    def seeds(self, phase: str) -> tuple[int, ...]:
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        return self.dev_seeds if phase == "dev" else self.test_seeds
+
+
+def load_plan(path: Path) -> Plan:
+    text = path.read_text()
+    raw = yaml.safe_load(text)
+    required = {"dev_seeds", "test_seeds", "regimes", "variants", "controls", "parameters", "sampling", "sampled_worlds_per_regime"}
+    if missing := required - set(raw):
+        raise ValueError(f"{path}: the plan lacks {sorted(missing)}")
+    if overlap := set(raw["dev_seeds"]) & set(raw["test_seeds"]):
+        raise ValueError(f"{path}: seeds {sorted(overlap)} are both dev and test worlds; a setting chosen on a world is never read there")
+    if REFERENCE not in raw["variants"]:
+        raise ValueError(f"{path}: variants must include {REFERENCE}, the reference of every comparison")
+    return Plan(tuple(raw["dev_seeds"]), tuple(raw["test_seeds"]), tuple(raw["regimes"]), tuple(raw["variants"]),
+                dict(raw["controls"]), raw["parameters"], raw["sampling"], int(raw["sampled_worlds_per_regime"]), text)
+
+
+def _merge(base: dict, extra: Mapping) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(merged.get(key, {}), value) if isinstance(value, Mapping) else value
+    return merged
+
+
+def world_overrides(plan: Plan, regime: str, seed: int) -> dict:
+    """The conf/local parameters of one world: the plan's frozen ones, the regime, and the seed everywhere a
+    draw is made (world, random masks, training order, distillation, sampling)."""
+    seeded = {
+        "world": {"seed": seed, "problems": {"final": regime}},
+        "selection": {"seed": seed},
+        "fine_tuning": {"seed": seed, "variants": list(plan.variants)},
+        "leaf": {"distillation": {"seed": seed}},
+        "evaluation": {"seed": seed},
+    }
+    return _merge(dict(plan.parameters), seeded)
+
+
+def world_name(phase: str, regime: str, seed: int) -> str:
+    return f"{phase}-{regime}-{seed}"
+
+
+# --- one world's figures ------------------------------------------------------------------------------------
+
+SUBSETS = {"all": None, "seen_skeleton": ("heldout_skeleton", False), "heldout_skeleton": ("heldout_skeleton", True)}
+
+
+def model_figures(generations: pd.DataFrame) -> dict[str, float]:
+    """Greedy (or sampled: per-problem means) accuracy, mean tokens and truncated share, on every subset."""
+    figures = {}
+    for subset, condition in SUBSETS.items():
+        table = generations if condition is None else generations[generations[condition[0]] == condition[1]]
+        if table.empty:
+            continue
+        per_problem = table.groupby("problem_id").agg(correct=("correct", "mean"), n_tokens=("n_tokens", "mean"),
+                                                      truncated=("truncated", "mean"))
+        prefix = "" if subset == "all" else f"{subset}."
+        figures[f"{prefix}accuracy"] = float(per_problem["correct"].mean())
+        figures[f"{prefix}mean_response_tokens"] = float(per_problem["n_tokens"].mean())
+        figures[f"{prefix}truncated_share"] = float(per_problem["truncated"].mean())
+        figures[f"{prefix}problems"] = len(per_problem)
+    return figures
+
+
+def world_result(generations: Mapping[str, pd.DataFrame], metrics: Mapping[str, float], wall_seconds: float) -> dict:
+    """What one world contributes: every model's figures, each one's paired difference from its reference
+    (full SFT, or KD for LeaF), the gates, LeaF's figures and the supervised tokens, and the wall time."""
+    models = {}
+    for name, table in generations.items():
+        entry = model_figures(table)
+        entry["supervised_tokens"] = metrics.get(f"{name}.supervised_tokens")
+        models[name] = entry
+    return {
+        "wall_seconds": wall_seconds,
+        "models": models,
+        "gates": {name.removeprefix("gate."): value for name, value in metrics.items() if name.startswith("gate.")},
+        "leaf": {name: value for name, value in metrics.items() if name.startswith(("leaf_check.", "leaf_distractor."))
+                 or name.endswith("counterfactual_item_share")},
+        "world": {name: value for name, value in metrics.items() if name.startswith("world.")},
+    }
+
+
+def per_problem(generations: pd.DataFrame) -> pd.DataFrame:
+    return generations.groupby("problem_id").agg(correct=("correct", "mean"), n_tokens=("n_tokens", "mean"))
+
+
+# --- across worlds ------------------------------------------------------------------------------------------
+
+def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean with a 95% Student-t interval over the values (worlds: few, so not the normal's)."""
+    values = np.asarray([value for value in values if value is not None and not math.isnan(value)], dtype=float)
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    spread = float(stats.sem(values))
+    if spread == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=spread)
+    return mean, float(low), float(high)
+
+
+def _triple(prefix: str, values: tuple[float, float, float]) -> dict[str, float]:
+    return {prefix: values[0], f"{prefix}_ci_low": values[1], f"{prefix}_ci_high": values[2]}
+
+
+def across_worlds(worlds: Mapping[str, dict], generations: Mapping[str, Mapping[str, pd.DataFrame]], plan: Plan) -> dict:
+    """Per model: world-level means and t intervals of its figures and of its differences from its reference
+    and (for a method with one) from its matched random control; beside them the pooled per-problem
+    interval; for each fine-tuning variant the share of the oracle's headroom it recovers."""
+    names = sorted({name for world in worlds.values() for name in world["models"]})
+    summary = {}
+    for name in names:
+        reference = LEAF_REFERENCE if name == "leaf_distilled" else REFERENCE
+        present = [world for world in worlds if name in worlds[world]["models"]]
+        entry = {"worlds": len(present)}
+        for key in ("accuracy", "mean_response_tokens", "truncated_share", "heldout_skeleton.accuracy", "seen_skeleton.accuracy",
+                    "supervised_tokens"):
+            entry |= _triple(key, t_interval([worlds[world]["models"][name].get(key) for world in present]))
+        for other, label in ((reference, "vs_reference"), (plan.controls.get(name), "vs_control")):
+            if other is None or other == name:
+                continue
+            paired = [world for world in present if other in worlds[world]["models"]]
+            for key in ("accuracy", "mean_response_tokens"):
+                diffs = [worlds[w]["models"][name][key] - worlds[w]["models"][other][key] for w in paired]
+                entry |= _triple(f"{key}_{label}", t_interval(diffs))
+            entry[f"{label}_model"] = other
+            # Pooled over worlds, problem by problem (a problem is a world's problem): narrower, since it
+            # leaves the variance between worlds out; reported beside, never as the headline.
+            mine = pd.concat([per_problem(generations[w][name]).add_prefix(f"{w}:", axis=0) for w in paired]) if paired else None
+            theirs = pd.concat([per_problem(generations[w][other]).add_prefix(f"{w}:", axis=0) for w in paired]) if paired else None
+            if mine is not None:
+                pooled = paired_difference(mine["correct"], theirs["correct"])
+                entry |= _triple(f"accuracy_{label}_pooled", pooled)
+        if name not in (REFERENCE, "oracle_sft") and "oracle_sft" in names and name in plan.variants:
+            entry |= headroom_share(worlds, name)
+        summary[name] = entry
+    return summary
+
+
+def headroom_share(worlds: Mapping[str, dict], name: str, resamples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """The share of the oracle's accuracy headroom over full SFT that ``name`` recovers, as a ratio of the
+    world-level means, with a bootstrap over worlds (a per-world ratio explodes where a world's headroom is
+    near 0)."""
+    paired = [w for w in worlds if {name, "oracle_sft", REFERENCE} <= set(worlds[w]["models"])]
+    if len(paired) < 2:
+        return {"headroom_share": math.nan, "headroom_share_ci_low": math.nan, "headroom_share_ci_high": math.nan}
+    gains = np.array([worlds[w]["models"][name]["accuracy"] - worlds[w]["models"][REFERENCE]["accuracy"] for w in paired])
+    headroom = np.array([worlds[w]["models"]["oracle_sft"]["accuracy"] - worlds[w]["models"][REFERENCE]["accuracy"] for w in paired])
+    share = float(gains.mean() / headroom.mean()) if headroom.mean() != 0 else math.nan
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(paired), size=(resamples, len(paired)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = gains[draws].mean(axis=1) / headroom[draws].mean(axis=1)
+    ratios = ratios[np.isfinite(ratios)]
+    low, high = (float(np.quantile(ratios, 0.025)), float(np.quantile(ratios, 0.975))) if len(ratios) else (math.nan, math.nan)
+    return {"headroom_share": share, "headroom_share_ci_low": low, "headroom_share_ci_high": high}
+
+
+def gate_passes(worlds: Mapping[str, dict]) -> dict[str, dict]:
+    """Per gate: how many worlds pass it, and the world-level interval of its figure where it has one."""
+    names = sorted({name.removesuffix("_passed") for world in worlds.values() for name in world["gates"] if name.endswith("_passed")})
+    passes = {}
+    for gate in names:
+        flags = [world["gates"].get(f"{gate}_passed") for world in worlds.values()]
+        passes[gate] = {"passed_worlds": int(sum(bool(flag) for flag in flags if flag is not None)), "worlds": len(flags)}
+    return passes
+
+
+def _direction(entry: Mapping, key: str, better: str) -> str:
+    low, high = entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high")
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "undetermined"
+    if low > 0:
+        return "higher" if better == "higher" else "worse"
+    if high < 0:
+        return "lower" if better == "lower" else "worse"
+    return "tie"
+
+
+def verdicts(summary: Mapping[str, dict], gates: Mapping[str, dict]) -> dict[str, dict]:
+    """Per method: whether it beats its reference and its matched control on accuracy and on length, with
+    world-level intervals, and whether the gates its verdict needs passed on every world."""
+    fine_tuning_valid = all(gates.get(gate, {}).get("passed_worlds") == gates.get(gate, {}).get("worlds")
+                            for gate in ("sft_effect", "oracle_headroom") if gate in gates)
+    leaf_valid = all(gates.get(gate, {}).get("passed_worlds") == gates.get(gate, {}).get("worlds")
+                     for gate in ("distractor_effect", "distractor_teacher") if gate in gates)
+    out = {}
+    for name, entry in summary.items():
+        if "accuracy_vs_reference" not in entry:
+            continue
+        verdict = {
+            "reference": entry["vs_reference_model"],
+            "accuracy_vs_reference": _direction(entry, "accuracy_vs_reference", "higher"),
+            "length_vs_reference": _direction(entry, "mean_response_tokens_vs_reference", "lower"),
+            "gates_passed_on_every_world": leaf_valid if name == "leaf_distilled" else fine_tuning_valid,
+        }
+        if "accuracy_vs_control" in entry:
+            verdict |= {"control": entry["vs_control_model"],
+                        "accuracy_vs_control": _direction(entry, "accuracy_vs_control", "higher"),
+                        "length_vs_control": _direction(entry, "mean_response_tokens_vs_control", "lower")}
+        out[name] = verdict
+    return out
+
+
+def _fmt(entry: Mapping, key: str, digits: int = 3, signed: bool = False) -> str:
+    value = entry.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    sign = "+" if signed else ""
+    low, high = entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high")
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return f"{value:{sign}.{digits}f}"
+    return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+def markdown(regime: str, summary: Mapping[str, dict], verdict: Mapping[str, dict], gates: Mapping[str, dict]) -> str:
+    """One regime's table: every model, world-level intervals, the verdicts as they follow from them."""
+    lines = [f"### `final: {regime}`", "",
+             "Gates, worlds passing: " + ", ".join(f"`{gate}` {g['passed_worlds']}/{g['worlds']}" for gate, g in gates.items()) + ".", "",
+             "| model | worlds | accuracy | vs reference | vs its control | mean tokens | tokens vs reference | truncated | oracle headroom recovered | verdict |",
+             "| --- | ---: | --- | --- | --- | --- | --- | ---: | --- | --- |"]
+    for name, entry in summary.items():
+        v = verdict.get(name)
+        text = "reference" if v is None else (
+            f"accuracy {v['accuracy_vs_reference']}, length {v['length_vs_reference']} than {v['reference']}"
+            + (f"; against {v['control']}: accuracy {v['accuracy_vs_control']}, length {v['length_vs_control']}" if "control" in v else "")
+            + ("" if v["gates_passed_on_every_world"] else " (a gate fails on some world: not a verdict on the method)"))
+        lines.append(
+            f"| {name} | {entry['worlds']} | {_fmt(entry, 'accuracy')} | {_fmt(entry, 'accuracy_vs_reference', signed=True)} "
+            f"| {_fmt(entry, 'accuracy_vs_control', signed=True)} | {_fmt(entry, 'mean_response_tokens', 1)} "
+            f"| {_fmt(entry, 'mean_response_tokens_vs_reference', 1, signed=True)} | {_fmt(entry, 'truncated_share', 3)} "
+            f"| {_fmt(entry, 'headroom_share', 2, signed=True)} | {text} |"
+        )
+    return "\n".join(lines)
+
+
+def canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
