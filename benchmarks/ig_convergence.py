@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from tracesieve import provenance
-from tracesieve.attribution import DEFAULT_MAX_STEPS, DEFAULT_TOLERANCE, integrated_gradients
+from tracesieve.attribution import integrated_gradients
+from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_TOLERANCE
 from tracesieve.config import SegmentationConfig
 from tracesieve.launch.smollm2 import prepare_smollm2
 from tracesieve.modeling import load_causal_lm, load_tokenizer

@@ -8,7 +8,8 @@ import torch
 from captum.attr import IntegratedGradients
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tracesieve.attribution import QUADRATURE_RULES, integrated_gradients, quadrature, segment_shares_and_consistency
+from tracesieve.attribution import integrated_gradients, quadrature, segment_shares_and_consistency
+from tracesieve.choices import QUADRATURE_RULES
 
 TARGETS = [33, 34, 35]
 

@@ -26,8 +26,7 @@ def test_unknown_keys_and_bad_values_name_the_key():
 
 
 def test_choices_are_the_library_names():
-    from tracesieve.attribution import METHODS
-    from tracesieve.selection import STRATEGIES
+    from tracesieve.choices import METHODS, STRATEGIES
 
     assert SelectionConfig().strategies == STRATEGIES
     for method in METHODS:

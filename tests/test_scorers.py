@@ -5,12 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.test_occlusion import QUESTION, REASONING, model_and_tokenizer  # noqa: F401 (a fixture)
+from tracesieve.choices import SCORERS
 from tracesieve.config import FaithfulnessConfig, SegmentationConfig
 from tracesieve.occlusion import answer_log_probs
 from tracesieve.rendering import encode_example
-from tracesieve.scorers import SCORERS, deletion_curves, faithfulness_summary, segment_scores, top_segments
+from tracesieve.scorers import deletion_curves, faithfulness_summary, segment_scores, top_segments
 from tracesieve.segmentation import segment_traces
-from tests.test_occlusion import QUESTION, REASONING, model_and_tokenizer  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
+from tracesieve.choices import SEGMENTATION_METHODS
 from tracesieve.rendering import render_example, tokenize_with_offsets
-from tracesieve.segmentation import SEGMENTATION_METHODS, split_segments, token_spans
+from tracesieve.segmentation import split_segments, token_spans
 from tracesieve.world.tokenizer import build_word_tokenizer
 
 TRACE = (

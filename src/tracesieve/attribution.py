@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE, METHODS, QUADRATURE_RULES
 from tracesieve.content_keys import content_key, trace_key
 from tracesieve.modeling import input_gradient_mode
 from tracesieve.rendering import encode_example
@@ -50,27 +51,14 @@ if TYPE_CHECKING:  # the schemas import this module's names; the engine only rea
 logger = logging.getLogger(__name__)
 
 # Fixed rules: captum's four Riemann rules and Gauss-Legendre, and the authors' scheme.
-QUADRATURE_RULES = (
-    "gausslegendre",
-    "riemann_left",
-    "riemann_right",
-    "riemann_middle",
-    "riemann_trapezoid",
-    "authors_linspace",
-)
-METHODS = ("adaptive", *QUADRATURE_RULES)
 # Where the path starts: the pad token's embedding at every position (the paper's), the zero vector, or
 # (passed as an int) any token's embedding.
-BASELINES = ("pad", "zero")
 # Path points per batch when ``batch_size`` is not given: points x tokens stays under this budget. On a
 # CPU, batching buys little speed (the matmuls are already compute-bound at one sequence of a few hundred
 # tokens) and costs memory linearly (SmolLM2-135M, 512 tokens: 5.1 GB at 8 points per batch), so the
 # default is small; on a GPU, pass a larger batch_size.
 DEFAULT_BATCH_TOKENS = 1024
-DEFAULT_STEPS = 16
 # The completeness check a fixed rule's ``converged`` is held to when no tolerance is given.
-DEFAULT_TOLERANCE = 0.02
-DEFAULT_MAX_STEPS = 512
 # The refinement starts from this many Simpson panels (2 x INITIAL_PANELS + 1 points, ends included):
 # enough to see a jump anywhere on the path before the error estimates steer.
 INITIAL_PANELS = 4

@@ -13,20 +13,35 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tracesieve.attribution import BASELINES, METHODS
-from tracesieve.contamination import POLICIES as CONTAMINATION_POLICIES
-from tracesieve.generation import ENGINES
-from tracesieve.leaf.confounders import PRUNING_MODES, THRESHOLD_RULES
-from tracesieve.leaf.examples import LEVELS
-from tracesieve.modeling import DEVICES, DTYPES, bf16_available
-from tracesieve.scorers import SCORER_STRATEGIES, SCORERS
-from tracesieve.segmentation import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
-from tracesieve.selection import ALWAYS_KEEP_CHOICES, STRATEGIES
-from tracesieve.traces import FORMATS, MULTI_TURN_POLICIES
-from tracesieve.training import OVER_LENGTH_POLICIES
-from tracesieve.world.problems import DISTRACTOR_OWNERS, FINAL_REGIMES
-from tracesieve.world.roles import ORACLE_STRATEGY
-from tracesieve.world.warmup_inits import WARMUP_INITS
+from tracesieve.choices import (
+    ALWAYS_KEEP_CHOICES,
+    BASELINES,
+    CONTAMINATION_POLICIES,
+    DEFAULT_MAX_STEPS,
+    DEFAULT_STEPS,
+    DEFAULT_TOLERANCE,
+    DEVICES,
+    DISTRACTOR_OWNERS,
+    DTYPES,
+    ENGINES,
+    FINAL_REGIMES,
+    FORMATS,
+    LEVELS,
+    LONG_TRACE_POLICIES,
+    METHODS,
+    MULTI_TURN_POLICIES,
+    ORACLE_STRATEGY,
+    OVER_LENGTH_POLICIES,
+    PRUNING_MODES,
+    REFLECTION_KEYWORDS,
+    SCORER_STRATEGIES,
+    SCORERS,
+    SEGMENTATION_METHODS,
+    STRATEGIES,
+    THRESHOLD_RULES,
+    UNCONVERGED_POLICIES,
+    WARMUP_INITS,
+)
 
 
 class _Config(BaseModel):
@@ -132,23 +147,23 @@ class AttributionConfig(_Config):
     """Integrated gradients over every trace (src/tracesieve/attribution.py documents the engine)."""
 
     tolerance: float | None = Field(
-        0.02, gt=0, lt=1,
+        DEFAULT_TOLERANCE, gt=0, lt=1,
         description="adaptive: refine until the completeness gap and segment shares/consistency are within this; "
         "null: a fixed budget of steps (and, for fixed rules, the gap the converged flag is held to)",
     )
-    max_steps: int = Field(512, ge=9, description="with tolerance: the most gradient points one trace may use")
-    unconverged_policy: Literal["use", "skip", "fail"] = Field(
+    max_steps: int = Field(DEFAULT_MAX_STEPS, ge=9, description="with tolerance: the most gradient points one trace may use")
+    unconverged_policy: Literal[UNCONVERGED_POLICIES] = Field(
         "skip", description="a trace not converged within max_steps: use it anyway, skip it into attribution_rejects, or stop"
     )
     steps: int | None = Field(
-        None, ge=2, description="fixed budget (tolerance null, or a fixed method): gradient points; null: 16"
+        None, ge=2, description=f"fixed budget (tolerance null, or a fixed method): gradient points; null: {DEFAULT_STEPS}"
     )
     method: Literal[METHODS] = "adaptive"
     baseline: Literal[BASELINES] | int = "pad"
     batch_size: int | None = Field(None, ge=1, description="path points per forward/backward; None sizes it by length")
     gradient_checkpointing: bool = False
     max_tokens: int = Field(4096, ge=8, description="rendered examples longer than this follow long_trace_policy")
-    long_trace_policy: Literal["skip", "fail"] = Field(
+    long_trace_policy: Literal[LONG_TRACE_POLICIES] = Field(
         "skip", description="skip: the trace goes to attribution_rejects with its length; fail: stop the run"
     )
     device: Literal[DEVICES] = Field("auto", description="auto: the GPU when there is one")
@@ -258,6 +273,8 @@ class TrainingConfig(_Config):
 
     @property
     def bf16_enabled(self) -> bool:
+        from tracesieve.modeling import bf16_available  # torch: only when training asks
+
         return bf16_available() if self.bf16 == "auto" else self.bf16
 
 

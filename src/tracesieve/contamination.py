@@ -14,9 +14,10 @@ import re
 
 import pandas as pd
 
+from tracesieve.choices import CONTAMINATION_POLICIES
+
 logger = logging.getLogger(__name__)
 
-POLICIES = ("drop", "flag", "fail")
 CONTAMINATION_COLUMNS = ["problem_id", "exact_match", "ngram_overlap", "nearest_trace_id", "contaminated", "reason"]
 _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -56,8 +57,8 @@ def contamination_table(eval_problems: pd.DataFrame, traces: pd.DataFrame, *, n:
 def apply_policy(eval_problems: pd.DataFrame, table: pd.DataFrame, policy: str) -> pd.DataFrame:
     """The problems evaluation grades: all but the contaminated ones (``drop``), all with a ``contaminated``
     column (``flag``), or an error naming them (``fail``)."""
-    if policy not in POLICIES:
-        raise ValueError(f"evaluation.contamination must be one of {POLICIES}, got {policy!r}")
+    if policy not in CONTAMINATION_POLICIES:
+        raise ValueError(f"evaluation.contamination must be one of {CONTAMINATION_POLICIES}, got {policy!r}")
     contaminated = table.loc[table["contaminated"], ["problem_id", "reason", "nearest_trace_id"]]
     named = ", ".join(f"{row.problem_id!r} ({row.reason}, trace {row.nearest_trace_id!r})" for row in contaminated.head(5).itertuples())
     if len(contaminated) and policy == "fail":

@@ -18,9 +18,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from tracesieve.choices import ENGINES
 from tracesieve.rendering import render_prompt
-
-ENGINES = ("hf", "vllm")
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 
-DEVICES = ("auto", "cpu", "cuda")  # auto: the GPU when there is one
-DTYPES = ("auto", "float32", "bfloat16", "float16")  # auto: bfloat16 on a GPU that supports it
-
-
 def build_llama(
     tokenizer,
     *,

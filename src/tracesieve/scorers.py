@@ -28,13 +28,13 @@ import torch
 from tqdm.auto import tqdm
 
 from tracesieve.attribution import integrated_gradients
+from tracesieve.choices import SCORER_STRATEGIES, SCORERS
 from tracesieve.metrics import mean_interval
 from tracesieve.modeling import input_gradient_mode
 from tracesieve.occlusion import answer_log_probs, segment_occlusion
 from tracesieve.rendering import encode_example
 from tracesieve.selection import segment_strength, strength_shares, trace_seed
 
-SCORERS = ("ig", "occlusion", "gradient_x_input", "perplexity", "entropy", "random")
 SCORE_COLUMNS = ["trace_id", "segment_index", "scorer", "score"]
 CURVE_COLUMNS = ["trace_id", "scorer", "fraction", "segments_removed", "comprehensiveness", "sufficiency"]
 
@@ -160,7 +160,6 @@ def faithfulness_summary(curves: pd.DataFrame) -> dict[str, float]:
 # Selection by a scorer (the paper's ablations as training variants): the strongest-prefix rule of the
 # paper's strength step, with the scorer's positive scores in place of IG strength. Random order already has
 # its variant (random_sft, at the paper's token budget).
-SCORER_STRATEGIES = tuple(f"{scorer}_top" for scorer in SCORERS if scorer not in ("ig", "random"))
 
 
 def scorer_selections(scores: pd.DataFrame, segments: pd.DataFrame, tau: float) -> pd.DataFrame:

@@ -22,25 +22,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from tracesieve.choices import REFLECTION_KEYWORDS, SEGMENTATION_METHODS
 from tracesieve.rendering import render_example, tokenize_with_offsets
 
 if TYPE_CHECKING:  # the schemas import this module's names
     from tracesieve.config import SegmentationConfig
 
-REFLECTION_KEYWORDS = (
-    "Wait",
-    "Alternatively",
-    "But wait",
-    "But alternatively",
-    "But just to",
-    "However",
-    "Not sure",
-    "Going back",
-    "Backtrack",
-    "Trace back",
-    "Another",
-)
-SEGMENTATION_METHODS = ("reflection_keywords", "paragraph", "sentence")
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n[ \t]*\n\s*")

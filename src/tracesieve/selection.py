@@ -27,16 +27,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from tracesieve.choices import ALWAYS_KEEP_CHOICES, STRATEGIES
+
 if TYPE_CHECKING:  # the schemas import this module's names
     from tracesieve.config import SelectionConfig
 
-ALWAYS_KEEP_CHOICES = ("first", "penultimate", "last")
 # The authors' code always keeps these three, whatever ``always_keep`` says (docs/design.md): the
 # ``paper_authors`` strategy is the paper's rule with them.
 AUTHORS_ALWAYS_KEEP = ("first", "penultimate", "last")
 # Controls for the authors' variant: ``position`` keeps its always-kept segments alone (what position gives
 # for free), ``random_matched`` adds random segments to them up to its token budget.
-STRATEGIES = ("paper", "paper_authors", "all", "strength_only", "consistency_only", "random", "position", "random_matched", "share_floor")
 SEGMENT_METRIC_COLUMNS = [
     "trace_id",
     "segment_index",

@@ -26,13 +26,12 @@ from typing import Any
 import pandas as pd
 
 from tracesieve.answers import last_boxed
+from tracesieve.choices import FORMATS, MULTI_TURN_POLICIES
 from tracesieve.rendering import THINK_CLOSE, THINK_OPEN
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("auto", "limo", "messages", "r1", "world")
 # A chat record with several user/assistant exchanges: its last exchange, or a rejection as ambiguous.
-MULTI_TURN_POLICIES = ("last_exchange", "reject")
 SUFFIXES = (".jsonl", ".json", ".parquet")
 TRACE_COLUMNS = ["trace_id", "question", "reasoning", "answer", "source", "line", "format"]
 REJECTED_COLUMNS = ["source", "line", "kind", "reason", "excerpt"]

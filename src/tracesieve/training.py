@@ -33,6 +33,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import SFTConfig, SFTTrainer
 
+from tracesieve.choices import OVER_LENGTH_POLICIES
 from tracesieve.content_keys import content_key
 from tracesieve.rendering import render_example, tokenize_with_offsets
 
@@ -74,7 +75,6 @@ def encode_for_sft(
 
 
 LENGTH_REJECT_COLUMNS = ["trace_id", "tokens", "max_length", "reason"]
-OVER_LENGTH_POLICIES = ("stop", "reject")
 
 
 def within_length(

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-PRUNING_MODES = ("span", "collective")
-THRESHOLD_RULES = ("quantile", "authors")
+from tracesieve.choices import PRUNING_MODES, THRESHOLD_RULES
+
 AUTHORS_DELTA_CAP = 0.5  # the authors' code never flags a token whose normalised delta exceeds this
 
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from tracesieve.choices import LEVELS
 from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, render_prompt, tokenize_with_offsets
-
-LEVELS = ("instruction", "response")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tracesieve.choices import DISTRACTOR_OWNERS, FINAL_REGIMES
+
 ROLES = ("source", "upstream", "check", "restatement", "detour", "decoy", "final")
 SOURCE, UPSTREAM, FINAL, DECOY = "source", "upstream", "final", "decoy"
 FILLER = ("check", "restatement", "detour")  # what a trace could lose without changing its answer
@@ -57,7 +59,6 @@ NAMES = ("Tom", "Ann", "Ben", "Lucy", "Sam", "Mia", "Leo", "Eva", "Max", "Zoe")
 # disjoint: owners and distractor owners come from separate lists, so a distractor is told by its owner's
 # name alone (no matching of the action's owner against the question's); shared: both from NAMES.
 OTHER_NAMES = ("Kai", "Ivy", "Noah", "Ruby", "Finn")
-DISTRACTOR_OWNERS = ("shared", "disjoint")
 ITEMS = ("apples", "coins", "cards", "books", "pens", "stamps", "shells", "marbles")
 
 # Openers of segments after the first; each begins with a reflection keyword of the paper's regex.
@@ -66,7 +67,6 @@ CHECK_OPENERS = ("Wait, check:", "But wait,", "But just to be sure:")
 RESTATEMENT_OPENERS = ("Another way:", "Going back,", "Trace back:")
 DETOUR_OPENERS = ("Alternatively,", "But alternatively,", "Not sure, but maybe", "Backtrack:")
 FINAL_OPENERS = ("But just to finish:", "Another look:")
-FINAL_REGIMES = ("silent", "restates")
 
 # (verb phrase in the question, verb phrase in the trace, sign)
 ACTIONS = (("buys {a} more", "buys {a} more", +1), ("finds {a} more", "finds {a} more", +1),

@@ -8,6 +8,7 @@ import re
 
 import pandas as pd
 
+from tracesieve.choices import ORACLE_STRATEGY
 from tracesieve.metrics import auroc
 from tracesieve.selection import SELECTION_COLUMNS, selection_row
 from tracesieve.world.problems import DECOY, FILLER, FINAL, SOURCE, UPSTREAM
@@ -24,7 +25,6 @@ LABEL_VALIDITY_THRESHOLD = 0.9
 
 # The oracle's loss mask: every segment the answer's derivation needs (its steps, upstream ones included,
 # and the closing segment), no filler. Known only where the roles are planted: the world's upper bound.
-ORACLE_STRATEGY = "oracle"
 ORACLE_ROLES = (SOURCE, UPSTREAM, FINAL)
 
 

@@ -1,10 +1,10 @@
 """The faithfulness pipeline: every scorer on the attribution model, deletion curves and AOPC in MLflow's shape."""
 
 from tests.pipelines.conftest import run_pipeline
+from tracesieve.choices import SCORERS
 from tracesieve.config import SegmentationConfig
 from tracesieve.modeling import build_llama
 from tracesieve.pipelines.faithfulness import create_pipeline
-from tracesieve.scorers import SCORERS
 from tracesieve.segmentation import segment_traces
 
 

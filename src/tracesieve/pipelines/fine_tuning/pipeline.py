@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from tracesieve.choices import ORACLE_STRATEGY, SCORER_STRATEGIES
 from tracesieve.pipelines import configured_strategy, configured_variants
 from tracesieve.pipelines.fine_tuning.nodes import fine_tuning_node
-from tracesieve.scorers import SCORER_STRATEGIES
-from tracesieve.world.roles import ORACLE_STRATEGY
 
 
 def create_variant_pipeline(variant: str) -> Pipeline:
