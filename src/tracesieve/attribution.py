@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE, METHODS, QUADRATURE_RULES
 from tracesieve.content_keys import content_key, trace_key
-from tracesieve.modeling import input_gradient_mode
+from tracesieve.modeling import answer_score, input_gradient_mode
 from tracesieve.rendering import encode_example
 from tracesieve.result_store import ResultStore
 from tracesieve.selection import segment_consistency, segment_strength, strength_shares
@@ -95,6 +95,20 @@ def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     return np.linspace(0.0, 1.0, n), uniform  # authors_linspace
 
 
+def completeness_scale(difference: float, attributions: np.ndarray | None = None) -> float:
+    """What a completeness gap is relative to: |f(x) - f(x')|; where the two scores are equal (nothing to
+    attribute) the attributions' own L1 mass when given (the refinement must still compare rounds), else NaN."""
+    if difference != 0:
+        return abs(difference)
+    return max(float(np.abs(attributions).sum()), 1e-30) if attributions is not None else math.nan
+
+
+def relative_gap(attribution_sum: float, difference: float, attributions: np.ndarray | None = None) -> float:
+    """The completeness gap |sum(a) - (f(x) - f(x'))| over ``completeness_scale``: the one formula the stopping
+    rule, the converged flag and every report read."""
+    return abs(attribution_sum - difference) / completeness_scale(difference, attributions)
+
+
 @dataclass(frozen=True)
 class Completeness:
     """How well the attributions add up: ``sum(a)`` against ``f(x) - f(x')``."""
@@ -116,8 +130,7 @@ class Completeness:
     @property
     def relative_gap(self) -> float:
         """The gap relative to |f(x) - f(x')| (NaN when the two scores are equal: nothing to attribute)."""
-        difference = abs(self.target_score - self.baseline_score)
-        return self.absolute_gap / difference if difference > 0 else math.nan
+        return relative_gap(self.attribution_sum, self.target_score - self.baseline_score)
 
 
 def integrated_gradients(
@@ -298,8 +311,8 @@ def _refine_to_tolerance(path_gradients, tolerance: float, max_steps: int, batch
             trapezoid.append(h / 4 * (g_a + 2 * g_m + g_b))
             panel_gaps.append(abs(simpson[-1].sum() - (f_b - f_a)))
         estimate, coarser = np.sum(simpson, axis=0), np.sum(trapezoid, axis=0)
-        scale = abs(difference) if difference != 0 else max(float(np.abs(estimate).sum()), 1e-30)
-        gap = abs(float(estimate.sum()) - difference) / scale
+        scale = completeness_scale(difference, estimate)
+        gap = relative_gap(float(estimate.sum()), difference, estimate)
         shares, consistency = segment_shares_and_consistency(estimate, segment_of)
         coarser_shares, coarser_consistency = segment_shares_and_consistency(coarser, segment_of)
         share_error = float(np.abs(shares - coarser_shares).sum())
@@ -387,8 +400,7 @@ def _answer_score(model, ids: torch.Tensor, targets: torch.Tensor):
             logits = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False, logits_to_keep=logit_positions).logits
         else:
             logits = model(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits[:, logit_positions]
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        return log_probs.gather(-1, target_ids.expand(embeds.shape[0], -1)[..., None])[..., 0].sum(-1)
+        return answer_score(logits, target_ids.expand(embeds.shape[0], -1))
 
     return score
 

@@ -65,6 +65,27 @@ def bf16_available() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def answer_score(logits: torch.Tensor, answer_ids: torch.Tensor, accumulate: torch.dtype | None = None) -> torch.Tensor:
+    """f, the quantity attribution explains and occlusion deletes from: the summed log-probability of the
+    answer tokens, from the logits that predict them (position t - 1 for token t; ``logits[..., k, :]``
+    predicts ``answer_ids[..., k]``), softmax in float32, summed over the last axis (in ``accumulate`` when
+    given)."""
+    chosen = torch.log_softmax(logits.float(), dim=-1).gather(-1, answer_ids[..., None])[..., 0]
+    return (chosen if accumulate is None else chosen.to(accumulate)).sum(-1)
+
+
+def right_pad(rows, value: int, device=None) -> torch.Tensor:
+    """Rows of token ids (or flags) as one right-padded long tensor. Right padding is what every batch of
+    teacher-forced sequences here uses: under the causal mask no real position sees a pad."""
+    width = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [value] * (width - len(row)) for row in rows], dtype=torch.long, device=device)
+
+
+def right_padded_batch(rows, pad_token_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``right_pad`` ids and their attention mask (1 on real tokens)."""
+    return right_pad(rows, pad_token_id, device), right_pad([[1] * len(row) for row in rows], 0, device)
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of parameters, tied weights counted once."""
     return sum(parameter.numel() for parameter in model.parameters())

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from tracesieve.modeling import input_gradient_mode
+from tracesieve.modeling import answer_score, input_gradient_mode, right_padded_batch
 from tracesieve.rendering import encode_example
 
 OCCLUSION_COLUMNS = ["trace_id", "segment_index", "answer_log_prob", "occluded_log_prob", "drop"]
@@ -24,20 +24,14 @@ def answer_log_probs(model, encoded: list, *, pad_token_id: int) -> list[float]:
     """f for each encoded example (``rendering.EncodedExample``): the summed teacher-forced log-probability
     of its answer tokens, in float64. One right-padded batch: under the causal mask no real position sees a pad."""
     device = model.get_input_embeddings().weight.device
-    width = max(len(example.input_ids) for example in encoded)
-    ids = torch.full((len(encoded), width), pad_token_id, dtype=torch.long, device=device)
-    attention = torch.zeros_like(ids)
-    for row, example in enumerate(encoded):
-        ids[row, : len(example.input_ids)] = torch.tensor(example.input_ids, device=device)
-        attention[row, : len(example.input_ids)] = 1
+    ids, attention = right_padded_batch([example.input_ids for example in encoded], pad_token_id, device)
     with input_gradient_mode(model, gradient_checkpointing=False):  # eval mode, restored afterwards
         logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits
     scores = []
     for row, example in enumerate(encoded):
         targets = torch.tensor(example.target_positions, device=device)
         # Logits at position t - 1 predict token t; the softmax is taken only where the answer is read.
-        log_probs = torch.log_softmax(logits[row, targets - 1].float(), dim=-1)
-        scores.append(float(log_probs.gather(-1, ids[row, targets][:, None]).double().sum()))
+        scores.append(float(answer_score(logits[row, targets - 1], ids[row, targets], accumulate=torch.float64)))
     return scores
 
 

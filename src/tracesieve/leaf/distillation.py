@@ -32,6 +32,7 @@ from transformers import Trainer, set_seed
 
 from tracesieve.content_keys import content_key
 from tracesieve.leaf.examples import EncodedLeafExample, encode_leaf_example, leaf_examples
+from tracesieve.modeling import right_pad
 from tracesieve.training import train_causal_lm, within_length
 
 if TYPE_CHECKING:  # the schemas import this package's names
@@ -47,11 +48,6 @@ def distillation_item(original: EncodedLeafExample, counterfactual: EncodedLeafE
     return item
 
 
-def _pad(rows: Sequence[list[int]], value: int) -> torch.Tensor:
-    width = max(len(row) for row in rows)
-    return torch.tensor([row + [value] * (width - len(row)) for row in rows], dtype=torch.long)
-
-
 class DistillationCollator:
     """Right-pads originals and counterfactuals separately; ``pruned_rows`` says whose counterfactual is whose."""
 
@@ -60,16 +56,16 @@ class DistillationCollator:
 
     def __call__(self, items: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         batch = {
-            "input_ids": _pad([item["input_ids"] for item in items], self.pad_token_id),
-            "attention_mask": _pad([[1] * len(item["input_ids"]) for item in items], 0),
-            "response_mask": _pad([item["response_mask"] for item in items], 0),
+            "input_ids": right_pad([item["input_ids"] for item in items], self.pad_token_id),
+            "attention_mask": right_pad([[1] * len(item["input_ids"]) for item in items], 0),
+            "response_mask": right_pad([item["response_mask"] for item in items], 0),
         }
         rows = [row for row, item in enumerate(items) if "pruned_input_ids" in item]
         if rows:
             batch["pruned_rows"] = torch.tensor(rows, dtype=torch.long)
-            batch["pruned_input_ids"] = _pad([items[row]["pruned_input_ids"] for row in rows], self.pad_token_id)
-            batch["pruned_attention_mask"] = _pad([[1] * len(items[row]["pruned_input_ids"]) for row in rows], 0)
-            batch["pruned_response_mask"] = _pad([items[row]["pruned_response_mask"] for row in rows], 0)
+            batch["pruned_input_ids"] = right_pad([items[row]["pruned_input_ids"] for row in rows], self.pad_token_id)
+            batch["pruned_attention_mask"] = right_pad([[1] * len(items[row]["pruned_input_ids"]) for row in rows], 0)
+            batch["pruned_response_mask"] = right_pad([items[row]["pruned_response_mask"] for row in rows], 0)
         return batch
 
 

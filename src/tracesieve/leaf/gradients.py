@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from tracesieve.content_keys import content_key, trace_key
 from tracesieve.leaf.examples import EncodedLeafExample, encode_leaf_example, leaf_example
-from tracesieve.modeling import input_gradient_mode
+from tracesieve.modeling import input_gradient_mode, right_pad, right_padded_batch
 from tracesieve.result_store import ResultStore
 
 if TYPE_CHECKING:  # the schemas import this package's names
@@ -46,15 +46,8 @@ def response_loss_gradient_norms(model, encoded: Sequence[EncodedLeafExample], *
     """
     embedding = model.get_input_embeddings()
     device = embedding.weight.device
-    width = max(len(example.input_ids) for example in encoded)
-    ids = torch.full((len(encoded), width), pad_token_id, dtype=torch.long, device=device)
-    attention = torch.zeros_like(ids)
-    response = torch.zeros_like(ids, dtype=torch.bool)
-    for row, example in enumerate(encoded):
-        length = len(example.input_ids)
-        ids[row, :length] = torch.tensor(example.input_ids, device=device)
-        attention[row, :length] = 1
-        response[row, :length] = torch.tensor(example.response_mask, device=device)
+    ids, attention = right_padded_batch([example.input_ids for example in encoded], pad_token_id, device)
+    response = right_pad([example.response_mask for example in encoded], 0, device).bool()
     with input_gradient_mode(model, gradient_checkpointing=False):
         embeds = embedding(ids).detach().requires_grad_(True)
         logits = model(inputs_embeds=embeds, attention_mask=attention, use_cache=False).logits
