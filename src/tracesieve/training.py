@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 from datasets import Dataset
-from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments, set_seed
+from transformers import Trainer, TrainerCallback, TrainerState, set_seed
 from transformers.trainer_pt_utils import get_length_grouped_indices
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import SFTConfig, SFTTrainer
@@ -187,14 +187,18 @@ def train_causal_lm(
     tokenizer,
     callbacks: Sequence[TrainerCallback] = (),
     collator=None,
-    trainer_class: type[Trainer] | None = None,
+    trainer_class: type[Trainer] = SFTTrainer,
+    arguments_class: type[SFTConfig] = SFTConfig,
+    arguments: dict | None = None,
     trainer_kwargs: dict | None = None,
 ):
     """Train ``model`` on encoded ``examples``; returns (the trained model, the logged loss history).
 
-    The default is masked SFT on ``labels`` through TRL's SFTTrainer. A different objective brings its own
-    ``collator`` and ``trainer_class`` (a transformers Trainer whose ``compute_loss`` implements it) with its
-    ``trainer_kwargs``. ``examples`` are used as they are: no truncation, no re-tokenisation.
+    The default is masked SFT on ``labels`` through TRL's SFTTrainer. Another objective extends TRL at its
+    seams, as TRL's own GKD does: a ``trainer_class`` subclassing SFTTrainer whose ``compute_loss`` implements
+    it, an ``arguments_class`` subclassing SFTConfig that holds its settings (``arguments``), its
+    ``collator``, and what its constructor takes beyond SFTTrainer's (``trainer_kwargs``: a teacher model).
+    ``examples`` are used as they are: no truncation, no re-tokenisation.
 
     Without LoRA the model is trained in place and returned; with LoRA the adapters are merged and the
     merged plain model is returned. Resumes from the last checkpoint in ``output_dir`` if there is one, so
@@ -206,7 +210,7 @@ def train_causal_lm(
     output_dir.mkdir(parents=True, exist_ok=True)
     order = training_order([len(example["input_ids"]) for example in examples], config.batch_size, config.max_steps, config.seed)
     ordered = [examples[index] for index in order]
-    settings = dict(
+    training_arguments = arguments_class(
         output_dir=str(output_dir),
         max_steps=config.max_steps,
         per_device_train_batch_size=per_process_batch_size(config.batch_size),
@@ -231,39 +235,28 @@ def train_causal_lm(
         # Set explicitly: TRL's defaults turn both on.
         bf16=config.bf16_enabled,
         activation_checkpointing=config.gradient_checkpointing,
+        max_length=None,  # TRL would cut at 1024 tokens, keeping the start; the length policy ran before
+        packing=False,
+        shuffle_dataset=False,  # the sampler groups by length from the trainer's seed
+        dataset_kwargs={"skip_prepare_dataset": True},  # the encoded examples are final
+        **(arguments or {}),
     )
-    if trainer_class is None:
-        arguments = SFTConfig(
-            **settings,
-            max_length=None,  # TRL would cut at 1024 tokens, keeping the start; the length policy ran before
-            packing=False,
-            shuffle_dataset=False,  # the sampler groups by length from the trainer's seed
-            dataset_kwargs={"skip_prepare_dataset": True},  # input_ids and labels are final
-        )
-        trainer = SFTTrainer(
-            model=model,
-            args=arguments,
-            train_dataset=Dataset.from_list([{"input_ids": e["input_ids"], "labels": e["labels"]} for e in ordered]),
-            processing_class=tokenizer,
-            data_collator=collator,  # None: TRL's, which pads labels with -100 and keeps them as given
-            callbacks=list(callbacks),
-        )
-    else:
-        trainer = trainer_class(
-            model=model,
-            args=TrainingArguments(**settings),
-            train_dataset=ordered,
-            data_collator=collator,
-            callbacks=list(callbacks),
-            **(trainer_kwargs or {}),
-        )
+    trainer = trainer_class(
+        model=model,
+        args=training_arguments,
+        train_dataset=Dataset.from_list(ordered),
+        processing_class=tokenizer,
+        data_collator=collator,  # None: TRL's, which pads labels with -100 and keeps them as given
+        callbacks=list(callbacks),
+        **(trainer_kwargs or {}),
+    )
     last_checkpoint = last_good_checkpoint(output_dir, config.max_steps)
     state = TrainerState.load_from_json(str(Path(last_checkpoint) / "trainer_state.json")) if last_checkpoint else None
     if state is not None and state.global_step >= config.max_steps:
         # A finished run is loaded, not resumed: the Trainer, resumed at max_steps part-way through an
         # epoch, trains on (measured with transformers 5.23: each rerun added max_steps more steps).
         logger.info("Training already finished at step %d in %s: loading it", state.global_step, last_checkpoint)
-        trainer._load_from_checkpoint(last_checkpoint)
+        load_checkpoint_weights(model, Path(last_checkpoint))
         trainer.state = state
     else:
         if last_checkpoint:
@@ -282,6 +275,25 @@ def train_causal_lm(
         if "loss" in entry
     ]
     return model, history
+
+
+def load_checkpoint_weights(model, checkpoint: Path) -> None:
+    """The weights a Trainer checkpoint holds, into ``model`` (LoRA adapters into a peft model): what a
+    finished run is loaded from. Weights tied to others (an LM head tied to the embeddings) are not in the
+    file; any other missing or unexpected weight is an error naming the checkpoint."""
+    from safetensors.torch import load_file
+
+    adapters = checkpoint / "adapter_model.safetensors"
+    if adapters.is_file():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(adapters)))
+        return
+    missing, unexpected = model.load_state_dict(load_file(str(checkpoint / "model.safetensors")), strict=False)
+    tied = {name for name, parameter in model.named_parameters(remove_duplicate=False)
+            if any(parameter is other for other_name, other in model.named_parameters() if other_name != name)}
+    if unexpected or set(missing) - tied:
+        raise ValueError(f"{checkpoint}: the checkpoint does not fit the model (missing {sorted(set(missing) - tied)}, unexpected {unexpected})")
 
 
 # What only resuming an unfinished run reads: a finished checkpoint keeps its weights and state (the

@@ -1,4 +1,4 @@
-"""Teacher-to-student distillation with LeaF's counterfactuals, on the transformers Trainer.
+"""Teacher-to-student distillation with LeaF's counterfactuals, as an extension of TRL's SFTTrainer.
 
     L = lambda * KL(p_T(y|X) || p_S(y|X)) + (1 - lambda) * KL(p_T(y|X\\A) || p_S(y|X\\A))
 
@@ -22,13 +22,15 @@ import functools
 import time
 import types
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 from torch.utils.checkpoint import checkpoint
-from transformers import Trainer, set_seed
+from transformers import set_seed
+from trl import SFTConfig, SFTTrainer
 
 from tracesieve.content_keys import content_key
 from tracesieve.leaf.examples import EncodedLeafExample, encode_leaf_example, leaf_examples
@@ -60,7 +62,8 @@ class DistillationCollator:
             "attention_mask": right_pad([[1] * len(item["input_ids"]) for item in items], 0),
             "response_mask": right_pad([item["response_mask"] for item in items], 0),
         }
-        rows = [row for row, item in enumerate(items) if "pruned_input_ids" in item]
+        # Items without a counterfactual lack its keys (a datasets table gives them None there).
+        rows = [row for row, item in enumerate(items) if item.get("pruned_input_ids") is not None]
         if rows:
             batch["pruned_rows"] = torch.tensor(rows, dtype=torch.long)
             batch["pruned_input_ids"] = right_pad([items[row]["pruned_input_ids"] for row in rows], self.pad_token_id)
@@ -81,12 +84,17 @@ def forward_kl_per_token(
     rows = predicts_response.nonzero()[:, 0]
     teacher = teacher_logits[:, :-1][predicts_response].float()
     student = student_logits[:, :-1][predicts_response].float()
+    return scaled_forward_kl(teacher, student, temperature, vocab_size), rows
+
+
+def scaled_forward_kl(teacher: torch.Tensor, student: torch.Tensor, temperature: float, vocab_size: int | None) -> torch.Tensor:
+    """t^2 * KL(softmax(z_T/t) || softmax(z_S/t)) per row of float32 logits (the one KL formula: the whole
+    response at once and each chunk of it read it); ``vocab_size`` drops the projection's padding rows."""
     if vocab_size is not None:
         teacher, student = teacher[:, :vocab_size], student[:, :vocab_size]
     teacher_log_probs = torch.log_softmax(teacher / temperature, dim=-1)
     student_log_probs = torch.log_softmax(student / temperature, dim=-1)
-    kl = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(-1)
-    return kl * temperature**2, rows
+    return (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(-1) * temperature**2
 
 
 def add_hidden_state_forward(model) -> None:
@@ -118,12 +126,7 @@ def add_hidden_state_forward(model) -> None:
 def _chunk_kl(teacher_hidden, student_hidden, teacher_head, student_head, temperature: float, vocab_size: int | None):
     with torch.no_grad():
         teacher = teacher_head(teacher_hidden).float()
-    student = student_head(student_hidden).float()
-    if vocab_size is not None:
-        teacher, student = teacher[:, :vocab_size], student[:, :vocab_size]
-    teacher_log_probs = torch.log_softmax(teacher / temperature, dim=-1)
-    student_log_probs = torch.log_softmax(student / temperature, dim=-1)
-    return (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(-1) * temperature**2
+    return scaled_forward_kl(teacher, student_head(student_hidden).float(), temperature, vocab_size)
 
 
 def chunked_forward_kl_per_token(
@@ -168,46 +171,58 @@ def leaf_objective(
     return original_weight * original_kl.mean() + (1 - original_weight) * counterfactual_term
 
 
-class DistillationTrainer(Trainer):
-    """A Trainer whose loss is LeaF's objective against a frozen teacher."""
+@dataclass
+class LeafDistillationConfig(SFTConfig):
+    """SFTConfig plus LeaF's distillation settings, the shape of TRL's ``GKDConfig``."""
 
-    def __init__(
-        self, *args, teacher, temperature: float, original_weight: float, vocab_size: int, kl_chunk_size: int | None = None, **kwargs
-    ):
+    temperature: float = field(default=1.0, metadata={"help": "t of the forward KL at temperature t (times t^2)."})
+    original_weight: float = field(default=0.5, metadata={"help": "lambda: the original's share of the loss; 1 is plain KD."})
+    kl_chunk_size: int | None = field(
+        default=None, metadata={"help": "response tokens per KL chunk through both LM heads; None: all logits at once."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 <= self.original_weight <= 1:
+            raise ValueError(f"lambda must be in [0, 1], got {self.original_weight}")
+
+
+class DistillationTrainer(SFTTrainer):
+    """TRL's SFTTrainer with LeaF's objective against a frozen teacher in ``compute_loss`` (TRL's GKDTrainer
+    extends it the same way). The teacher is prepared through the trainer's accelerator in evaluation mode,
+    so it lands on the student's device, under the same mixed precision, and stays frozen."""
+
+    def __init__(self, *args, teacher_model, vocab_size: int, **kwargs):
         super().__init__(*args, **kwargs)
-        if not 0 <= original_weight <= 1:
-            raise ValueError(f"lambda must be in [0, 1], got {original_weight}")
-        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
-        self.temperature = temperature
-        self.original_weight = original_weight
+        self.teacher_model = self.accelerator.prepare_model(teacher_model.eval().requires_grad_(False), evaluation_mode=True)
         self.vocab_size = vocab_size
-        self.kl_chunk_size = kl_chunk_size
-        if kl_chunk_size is not None:
-            add_hidden_state_forward(self.teacher)
+        if self.args.kl_chunk_size is not None:
+            add_hidden_state_forward(self.teacher_model)
             add_hidden_state_forward(self.model)
 
     def _token_kl(self, model, input_ids, attention_mask, response_mask):
-        if self.kl_chunk_size is not None:
+        temperature, teacher = self.args.temperature, self.teacher_model
+        if self.args.kl_chunk_size is not None:
             with torch.no_grad():
-                teacher_hidden = self.teacher(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, hidden_states_only=True)
+                teacher_hidden = teacher(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, hidden_states_only=True)
             student_hidden = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, hidden_states_only=True)
             return chunked_forward_kl_per_token(
-                teacher_hidden, student_hidden, self.teacher.get_output_embeddings(),
+                teacher_hidden, student_hidden, self.accelerator.unwrap_model(teacher).get_output_embeddings(),
                 self.accelerator.unwrap_model(model).get_output_embeddings(), response_mask,
-                self.temperature, self.vocab_size, self.kl_chunk_size,
+                temperature, self.vocab_size, self.args.kl_chunk_size,
             )
         with torch.no_grad():
-            teacher_logits = self.teacher(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+            teacher_logits = teacher(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
         student_logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
-        return forward_kl_per_token(teacher_logits, student_logits, response_mask, self.temperature, self.vocab_size)
+        return forward_kl_per_token(teacher_logits, student_logits, response_mask, temperature, self.vocab_size)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         original_kl, original_rows = self._token_kl(model, inputs["input_ids"], inputs["attention_mask"], inputs["response_mask"])
         pruned_kl = pruned_rows = None
-        if "pruned_rows" in inputs and self.original_weight < 1:
+        if "pruned_rows" in inputs and self.args.original_weight < 1:
             pruned_kl, _ = self._token_kl(model, inputs["pruned_input_ids"], inputs["pruned_attention_mask"], inputs["pruned_response_mask"])
             pruned_rows = inputs["pruned_rows"]
-        loss = leaf_objective(original_kl, original_rows, pruned_kl, pruned_rows, self.original_weight)
+        loss = leaf_objective(original_kl, original_rows, pruned_kl, pruned_rows, self.args.original_weight)
         return (loss, None) if return_outputs else loss
 
 
@@ -243,10 +258,9 @@ def distill(
         collator=DistillationCollator(tokenizer.pad_token_id),
         callbacks=callbacks,
         trainer_class=DistillationTrainer,
-        trainer_kwargs={
-            "teacher": teacher, "temperature": temperature, "original_weight": original_weight, "vocab_size": vocab_size,
-            "kl_chunk_size": kl_chunk_size,
-        },
+        arguments_class=LeafDistillationConfig,
+        arguments={"temperature": temperature, "original_weight": original_weight, "kl_chunk_size": kl_chunk_size},
+        trainer_kwargs={"teacher_model": teacher, "vocab_size": vocab_size},
     )
 
 
