@@ -114,3 +114,22 @@ def test_the_driver_refuses_worlds_the_plan_does_not_have():
     done = subprocess.run([sys.executable, str(Path(PROJECT_ROOT) / "benchmarks/experiment.py"), "--seeds", "0"],
                           capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "not among the plan's test worlds" in done.stderr
+
+
+def test_the_result_renders_into_the_results_document_and_the_readme_table():
+    from tracesieve import generated_docs
+
+    plan = experiment.load_plan(PLAN)
+    worlds, generations = _worlds({"oracle_sft": [0.2, 0.1, 0.15], "selective_sft": [0.05, 0.0, 0.02], "random_sft": [0.0, 0.01, 0.0]})
+    summary = experiment.across_worlds(worlds, generations, plan)
+    gates = experiment.gate_passes(worlds)
+    verdicts = experiment.verdicts(summary, gates)
+    result = {"plan_hash": plan.digest, "phase": "test", "seeds": [0, 1, 2], "dev_seeds": list(plan.dev_seeds), "complete": False,
+              "regimes": ["silent"], "worlds": worlds,
+              "by_regime": {"silent": {"greedy": summary, "verdicts": verdicts, "gates": gates,
+                                       "markdown": experiment.markdown("silent", summary, verdicts, gates)}}}
+    document = generated_docs._experiment(result)
+    assert "**incomplete**" in document and "test-silent-2" in document and "| selective_sft | 3 |" in document
+    headline = generated_docs._experiment_headline(result)
+    row = next(line for line in headline.splitlines() if line.startswith("| silent | selective_sft |"))
+    assert "+0.025 [" in row and row.endswith("| **no** |")  # one world fails the oracle-headroom gate

@@ -275,7 +275,39 @@ RESULTS: tuple[Result, ...] = (
            ("src/tracesieve/attribution.py", "src/tracesieve/training.py", "src/tracesieve/generation.py", "benchmarks/scale_bench.py"),
            _scale_bench),
 )
-HEADLINES: dict[str, tuple[str, Callable[[dict], str]]] = {"default-run": ("default_run.json", _default_run_headline)}
+HEADLINE_METHODS = ("selective_sft", "selective_sft_authors", "share_floor_sft", "oracle_sft", "leaf_distilled")
+
+
+def _experiment_headline(result: dict) -> str:
+    if "by_regime" not in result:
+        return ("- The committed `experiment.json` predates the experiment across worlds (its seeds varied the training "
+                "order on one world); `make experiment` replaces it.")
+    lines = [f"{len(result['worlds'])} test worlds" + ("" if result["complete"] else " (incomplete: the experiment resumes at the next world)")
+             + "; 95% t intervals over worlds, each method against its reference (full SFT; KD for LeaF).", "",
+             "| regime | method | accuracy vs reference | mean tokens vs reference | vs its random control | oracle headroom recovered | gates on every world |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for regime in result["regimes"]:
+        summary, verdicts = result["by_regime"][regime]["greedy"], result["by_regime"][regime]["verdicts"]
+        for method in HEADLINE_METHODS:
+            if method not in summary or method not in verdicts:
+                continue
+            entry = summary[method]
+            control = (interval(entry.get("accuracy_vs_control"), entry.get("accuracy_vs_control_ci_low"),
+                                entry.get("accuracy_vs_control_ci_high"), signed=True) if "accuracy_vs_control" in entry else "-")
+            share = (interval(entry.get("headroom_share"), entry.get("headroom_share_ci_low"), entry.get("headroom_share_ci_high"), 2, signed=True)
+                     if entry.get("headroom_share") is not None else "-")
+            lines.append(
+                f"| {regime} | {method} | {interval(entry['accuracy_vs_reference'], entry['accuracy_vs_reference_ci_low'], entry['accuracy_vs_reference_ci_high'], signed=True)} "
+                f"| {interval(entry['mean_response_tokens_vs_reference'], entry['mean_response_tokens_vs_reference_ci_low'], entry['mean_response_tokens_vs_reference_ci_high'], 1, signed=True)} "
+                f"| {control} | {share} | {'yes' if verdicts[method]['gates_passed_on_every_world'] else '**no**'} |"
+            )
+    return "\n".join(lines)
+
+
+HEADLINES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "default-run": ("default_run.json", _default_run_headline),
+    "experiment": ("experiment.json", _experiment_headline),
+}
 
 
 # --- provenance and staleness ---------------------------------------------------------------------------------
