@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import tracesieve.attribution as attribution
+import tracesieve.attribution.driver as attribution  # where attribute_traces looks integrated_gradients up
+from tests.conftest import tiny_world_params
 from tracesieve.attribution import attribute_traces, attribution_summary, quality_line
 from tracesieve.config import AttributionConfig, SegmentationConfig, WorldConfig
 from tracesieve.modeling import build_llama
@@ -13,7 +14,6 @@ from tracesieve.result_store import ResultStore
 from tracesieve.segmentation import segment_traces
 from tracesieve.world.generate import generate_world
 from tracesieve.world.tokenizer import build_word_tokenizer
-from tests.conftest import tiny_world_params
 
 
 @pytest.fixture(scope="module")

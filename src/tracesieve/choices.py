@@ -4,7 +4,7 @@ The library's modules act on these names and the parameter schemas (``config.py`
 so both import them from here: validating a parameter file loads neither torch nor TRL.
 """
 
-# Attribution (attribution.py): captum's four Riemann rules and Gauss-Legendre, and the authors' scheme.
+# Attribution (attribution/): captum's four Riemann rules and Gauss-Legendre, and the authors' scheme.
 QUADRATURE_RULES = (
     "gausslegendre",
     "riemann_left",

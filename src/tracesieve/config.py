@@ -144,7 +144,7 @@ class IngestionConfig(_Config):
 
 
 class AttributionConfig(_Config):
-    """Integrated gradients over every trace (src/tracesieve/attribution.py documents the engine)."""
+    """Integrated gradients over every trace (src/tracesieve/attribution/engine.py documents the engine)."""
 
     tolerance: float | None = Field(
         DEFAULT_TOLERANCE, gt=0, lt=1,

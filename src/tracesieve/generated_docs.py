@@ -264,15 +264,15 @@ RESULTS: tuple[Result, ...] = (
     Result("experiment.json", "The world's experiment",
            ("src/tracesieve", "conf/base", "benchmarks/experiment.py"), _experiment),
     Result("ig_bench.json", "Integrated gradients at equal accuracy",
-           ("src/tracesieve/attribution.py", "src/tracesieve/selection.py", "benchmarks/ig_bench.py"), _ig_bench),
+           ("src/tracesieve/attribution", "src/tracesieve/selection.py", "benchmarks/ig_bench.py"), _ig_bench),
     Result("ig_convergence.json", "Points IG needs to converge",
-           ("src/tracesieve/attribution.py", "benchmarks/ig_convergence.py"), _ig_convergence),
+           ("src/tracesieve/attribution", "benchmarks/ig_convergence.py"), _ig_convergence),
     Result("engine_bench_cpu.json", "Evaluation engines, hf against vLLM",
            ("src/tracesieve/generation.py", "benchmarks/engine_bench.py"), _engine_bench),
     Result("long_trace_bench_cpu.json", "Long traces, SFT through TRL and the chunked KL",
            ("src/tracesieve/training.py", "src/tracesieve/leaf/distillation.py", "benchmarks/long_trace_bench.py"), _long_trace_bench),
     Result("scale_bench_cpu.json", "Time and memory against length and model size",
-           ("src/tracesieve/attribution.py", "src/tracesieve/training.py", "src/tracesieve/generation.py", "benchmarks/scale_bench.py"),
+           ("src/tracesieve/attribution", "src/tracesieve/training.py", "src/tracesieve/generation.py", "benchmarks/scale_bench.py"),
            _scale_bench),
 )
 HEADLINE_METHODS = ("selective_sft", "selective_sft_authors", "share_floor_sft", "oracle_sft", "leaf_distilled")

@@ -20,7 +20,7 @@ def attribute_trace_tokens(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Token attributions of every trace, the rejected traces, per-trace diagnostics and summary metrics.
 
-    ``segments`` steer the refinement to the quantities selection reads (attribution.py)."""
+    ``segments`` steer the refinement to the quantities selection reads (attribution/engine.py)."""
     device = resolve_device(config.device)
     model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
     run = attribute_traces(traces, model, tokenizer, config, attribution_store, segments)
