@@ -8,11 +8,26 @@ is never served a stale result.
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class ResumableResult:
+    """What every resumable per-trace stage returns beside its table: the traces it rejected, with their
+    reasons, and how many traces the store served (``resumed``) and how many were computed now."""
+
+    rejects: pd.DataFrame
+    resumed: int
+    computed: int
 
 
 class ResultStore:
@@ -31,6 +46,13 @@ class ResultStore:
     def load(self, fingerprint: str, key: str) -> dict | None:
         file = self._file(fingerprint, key)
         return pq.read_table(file).to_pylist()[0] if file.is_file() else None
+
+    def finished(self, fingerprint: str, keys: list[str], stage: str) -> dict[str, dict]:
+        """The stored records among ``keys``, by key: what a resumed stage does not compute again (logged)."""
+        done = {key: record for key in keys if (record := self.load(fingerprint, key)) is not None}
+        if done:
+            logger.info("Resuming %s: %d of %d traces already done in %s", stage, len(done), len(keys), self.root / fingerprint)
+        return done
 
     def save(self, fingerprint: str, key: str, record: dict) -> None:
         file = self._file(fingerprint, key)

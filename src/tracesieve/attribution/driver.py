@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from tracesieve.attribution.engine import integrated_gradients
 from tracesieve.content_keys import content_key, trace_key
 from tracesieve.rendering import encode_example
-from tracesieve.result_store import ResultStore
+from tracesieve.result_store import ResultStore, ResumableResult
 
 if TYPE_CHECKING:  # the schemas are at the edge; this only reads the settings' fields
     from tracesieve.config import AttributionConfig
@@ -50,14 +50,11 @@ ATTRIBUTION_REJECT_COLUMNS = ["trace_id", "kind", "reason"]
 ENGINE_SETTINGS = ("tolerance", "max_steps", "steps", "method", "baseline", "batch_size", "gradient_checkpointing")
 
 
-@dataclass
-class AttributionRun:
-    """Attributions of the traces that were attributed, the rejected ones with reasons, and how many resumed."""
+@dataclass(kw_only=True)
+class AttributionRun(ResumableResult):
+    """Attributions of the traces that were attributed, beside the rejects and counts every resumable stage has."""
 
     attributions: pd.DataFrame
-    rejects: pd.DataFrame
-    resumed: int
-    computed: int
     # One row per trace that was integrated (kept, or skipped as unconverged): DIAGNOSTIC_COLUMNS and ``kept``.
     diagnostics: pd.DataFrame | None = None
 
@@ -90,14 +87,12 @@ def attribute_traces(
         trace_key(row.trace_id, row.question, row.reasoning, row.answer) + (content_key(spans[row.trace_id]) if row.trace_id in spans else "")
         for row in traces.itertuples()
     ]
-    already = sum(store.has(fingerprint, key) for key in keys) if store else 0
-    if already:
-        logger.info("Resuming attribution: %d of %d traces already done in %s", already, len(traces), store.root / fingerprint)
+    finished = store.finished(fingerprint, keys, "attribution") if store else {}
     records, rejects, diagnostics = [], [], []
     resumed = computed = 0
     rows = tqdm(list(zip(traces.itertuples(), keys, strict=True)), desc="attribution", unit="trace", mininterval=2)
     for row, key in rows:
-        record = store.load(fingerprint, key) if store else None
+        record = finished.get(key)
         if record is not None:
             resumed += 1
         else:

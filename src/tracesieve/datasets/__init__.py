@@ -2,7 +2,7 @@
 and MLflow logging into a variant's child run."""
 
 from tracesieve.datasets.hf import HFModelDataset, HFTokenizerDataset
-from tracesieve.datasets.result_store import ResultStoreDataset
+from tracesieve.datasets.store_folder import ResultStoreDataset
 from tracesieve.datasets.trace_files import TraceFilesDataset
 from tracesieve.datasets.variant_runs import VariantArtifactDataset, VariantMetricsDataset
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from tracesieve.content_keys import content_key, trace_key
 from tracesieve.leaf.examples import EncodedLeafExample, encode_leaf_example, leaf_example
 from tracesieve.modeling import input_gradient_mode, right_pad, right_padded_batch
-from tracesieve.result_store import ResultStore
+from tracesieve.result_store import ResultStore, ResumableResult
 
 if TYPE_CHECKING:  # the schemas import this package's names
     from tracesieve.config import LeafConfig
@@ -99,14 +99,12 @@ def _tokenizer_name(tokenizer) -> str:
     return f"{type(tokenizer).__name__}({tokenizer.name_or_path or 'unnamed'}, {len(tokenizer)} tokens)"
 
 
-@dataclass
-class GradientComparison:
-    """Per student token of every analysed example: g_T, g_S, delta; the rejected traces with reasons."""
+@dataclass(kw_only=True)
+class GradientComparison(ResumableResult):
+    """Per student token of every analysed example: g_T, g_S, delta; beside the rejects and counts every
+    resumable stage has."""
 
     scores: pd.DataFrame
-    rejects: pd.DataFrame
-    resumed: int
-    computed: int
 
 
 def compare_gradients(
@@ -133,12 +131,12 @@ def compare_gradients(
     names = (_tokenizer_name(teacher_tokenizer), _tokenizer_name(student_tokenizer))
     settings = {"level": level, "response_prefix_share": response_prefix_share if level == "response" else None}
     fingerprint = "leaf-" + content_key(settings, models=[teacher, student], tokenizers=[teacher_tokenizer, student_tokenizer])
+    keys = [trace_key(row.trace_id, row.question, row.reasoning, row.answer) for row in traces.itertuples(index=False)]
+    finished = store.finished(fingerprint, keys, "the gradient comparison") if store else {}
     pending, rejects, records = [], [], []
     resumed = 0
-    for row in traces.itertuples(index=False):
-        key = trace_key(row.trace_id, row.question, row.reasoning, row.answer)
-        record = store.load(fingerprint, key) if store else None
-        if record is not None:
+    for row, key in zip(traces.itertuples(index=False), keys, strict=True):
+        if (record := finished.get(key)) is not None:
             records.append(record)
             resumed += 1
             continue
@@ -160,8 +158,6 @@ def compare_gradients(
             rejects.append({"trace_id": row.trace_id, "kind": "nothing_to_analyse", "reason": f"trace {row.trace_id!r}: the analysed span has no tokens"})
             continue
         pending.append((row, key, examples[1].analysed_text, *encoded))  # the student's tokens carry the scores
-    if resumed:
-        logger.info("Resuming the gradient comparison: %d of %d traces already done", resumed, len(traces))
     # Similar lengths share a batch, so little compute goes to padding.
     pending.sort(key=lambda item: len(item[4].input_ids))
     for start in tqdm(range(0, len(pending), batch_size), desc="gradient comparison", unit="batch", mininterval=2):
@@ -198,7 +194,8 @@ def compare_gradients(
         for index in range(len(record["starts"]))
     ]
     scores = pd.DataFrame(rows, columns=GRADIENT_COLUMNS).sort_values(["trace_id", "token_index"], ignore_index=True)
-    return GradientComparison(scores, pd.DataFrame(rejects, columns=REJECT_COLUMNS), resumed, len(records) - resumed)
+    return GradientComparison(scores=scores, rejects=pd.DataFrame(rejects, columns=REJECT_COLUMNS), resumed=resumed,
+                              computed=len(records) - resumed)
 
 
 def gradient_comparison_summary(comparison: GradientComparison, seconds: float) -> dict[str, float]:
