@@ -142,7 +142,7 @@ def summarize(plan: experiment.Plan, phase: str, regimes: list[str], seeds: list
         gates = experiment.gate_passes(present)
         verdicts = experiment.verdicts(across, gates)
         entry = {"worlds": list(present), "greedy": across, "gates": gates, "verdicts": verdicts,
-                 "markdown": experiment.markdown(regime, across, verdicts, gates)}
+                 "markdown": experiment.markdown(regime, across, verdicts, gates, plan.variants)}
         sampled_names = [name for name in present if (work / name / "sampled_done").exists()]
         if sampled_names:
             sampled_worlds = {name: experiment.world_result(_read(work / name / "sampled"), {}, 0.0) for name in sampled_names}

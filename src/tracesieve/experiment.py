@@ -268,14 +268,21 @@ def _fmt(entry: Mapping, key: str, digits: int = 3, signed: bool = False) -> str
     return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
 
 
-def markdown(regime: str, summary: Mapping[str, dict], verdict: Mapping[str, dict], gates: Mapping[str, dict]) -> str:
+def model_order(names, variants: Sequence[str] = ()) -> list[str]:
+    """The base model, the reference, the plan's variants in its order, then LeaF's models; others last."""
+    first = ["base", REFERENCE, *[name for name in variants if name != REFERENCE], LEAF_REFERENCE, "leaf_distilled"]
+    return [name for name in first if name in names] + sorted(set(names) - set(first))
+
+
+def markdown(regime: str, summary: Mapping[str, dict], verdict: Mapping[str, dict], gates: Mapping[str, dict],
+             variants: Sequence[str] = ()) -> str:
     """One regime's table: every model, world-level intervals, the verdicts as they follow from them."""
     lines = [f"### `final: {regime}`", "",
              "Gates, worlds passing: " + ", ".join(f"`{gate}` {g['passed_worlds']}/{g['worlds']}" for gate, g in gates.items()) + ".", "",
              "| model | worlds | accuracy | vs reference | vs its control | mean tokens | tokens vs reference | truncated | oracle headroom recovered | verdict |",
              "| --- | ---: | --- | --- | --- | --- | --- | ---: | --- | --- |"]
-    for name, entry in summary.items():
-        v = verdict.get(name)
+    for name in model_order(summary, variants):
+        entry, v = summary[name], verdict.get(name)
         text = "reference" if v is None else (
             f"accuracy {v['accuracy_vs_reference']}, length {v['length_vs_reference']} than {v['reference']}"
             + (f"; against {v['control']}: accuracy {v['accuracy_vs_control']}, length {v['length_vs_control']}" if "control" in v else "")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracesieve import experiment
 from tracesieve.provenance import PROJECT_ROOT
 
 RESULTS_DIR = Path("benchmarks/results")
@@ -39,11 +40,16 @@ def number(value, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def interval(value, low, high, digits: int = 3, signed: bool = False) -> str:
+    """``value [low, high]``; the value alone where the interval is undefined (one world), a dash for no value."""
     sign = "+" if signed else ""
-    if value is None:
+    if _missing(value):
         return "-"
-    if low is None or high is None:
+    if _missing(low) or _missing(high):
         return f"{value:{sign}.{digits}f}"
     return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
 
@@ -214,7 +220,7 @@ def _experiment(result: dict) -> str:
     worlds = result["worlds"]
     lines = [
         f"Plan `{result['plan_hash']}` (`benchmarks/experiment_plan.yml`), {result['phase']} worlds {result['seeds']}"
-        f" (dev worlds {result['dev_seeds']} are never reported); {len(worlds)} worlds"
+        f" (dev worlds {result['dev_seeds']} are never reported); {len(worlds)} world{'s' if len(worlds) != 1 else ''}"
         + ("" if result["complete"] else " so far: **incomplete**, the experiment was stopped and resumes at the next world")
         + f"; {number(sum(world['wall_seconds'] + world.get('sampled_wall_seconds', 0) for world in worlds.values()) / 60, 0)} minutes of runs.",
         "",
@@ -230,7 +236,15 @@ def _experiment(result: dict) -> str:
         flags = ["yes" if world["gates"].get(f"{gate}_passed") else "**no**" for gate in gate_names]
         lines.append(f"| {name} | {number(world['wall_seconds'] / 60, 1)} | " + " | ".join(flags) + " |")
     for regime in result["regimes"]:
-        lines += ["", result["by_regime"][regime]["markdown"]]
+        entry = result["by_regime"][regime]
+        lines += ["", experiment.markdown(regime, entry["greedy"], entry["verdicts"], entry["gates"], result.get("variants", ()))]
+        if "sampled" in entry:
+            sampled = entry["sampled"]
+            lines += ["", f"Sampled as the authors evaluate (worlds {', '.join(entry['sampled_worlds'])}; accuracy over every sample, "
+                      "t intervals over worlds):", "", "| model | accuracy | vs reference |", "| --- | --- | --- |"]
+            lines += [f"| {name} | {interval(sampled[name].get('accuracy'), sampled[name].get('accuracy_ci_low'), sampled[name].get('accuracy_ci_high'))} "
+                      f"| {interval(sampled[name].get('accuracy_vs_reference'), sampled[name].get('accuracy_vs_reference_ci_low'), sampled[name].get('accuracy_vs_reference_ci_high'), signed=True)} |"
+                      for name in experiment.model_order(sampled, result.get("variants", ()))]
     return "\n".join(lines)
 
 
@@ -282,7 +296,7 @@ def _experiment_headline(result: dict) -> str:
     if "by_regime" not in result:
         return ("- The committed `experiment.json` predates the experiment across worlds (its seeds varied the training "
                 "order on one world); `make experiment` replaces it.")
-    lines = [f"{len(result['worlds'])} test worlds" + ("" if result["complete"] else " (incomplete: the experiment resumes at the next world)")
+    lines = [f"{len(result['worlds'])} test world{'s' if len(result['worlds']) != 1 else ''}" + ("" if result["complete"] else " (incomplete: the experiment resumes at the next world)")
              + "; 95% t intervals over worlds, each method against its reference (full SFT; KD for LeaF).", "",
              "| regime | method | accuracy vs reference | mean tokens vs reference | vs its random control | oracle headroom recovered | gates on every world |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
