@@ -78,13 +78,13 @@ class ProblemConfig(_Config):
 class ModelSpec(_Config):
     """Size of a warm-up Llama and how long to train it."""
 
-    hidden_size: int = Field(128, ge=8)
-    num_layers: int = Field(4, ge=1)
-    num_heads: int = Field(4, ge=1)
-    intermediate_size: int = Field(384, ge=8)
-    train_steps: int = Field(600, ge=1)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    hidden_size: int = Field(128, ge=8, description="width of the Llama model")
+    num_layers: int = Field(4, ge=1, description="decoder layers")
+    num_heads: int = Field(4, ge=1, description="attention heads (they divide hidden_size)")
+    intermediate_size: int = Field(384, ge=8, description="width of each MLP")
+    train_steps: int = Field(600, ge=1, description="optimiser steps of its warm-up")
+    batch_size: int = Field(32, ge=1, description="stories per step")
+    learning_rate: float = Field(2e-3, gt=0, description="peak learning rate (cosine schedule)")
     init: Literal[WARMUP_INITS] = Field(
         "scratch", description="scratch: random weights; student (teacher only): the trained student, trained on for train_steps"
     )
@@ -99,7 +99,7 @@ class ModelSpec(_Config):
 class WorldConfig(_Config):
     """The embedded world: sizes, problem shape, warm-up models and their evaluation."""
 
-    seed: int = 0
+    seed: int = Field(0, description="draws the whole world: problems, traces, held-out skeletons, the models' initial weights")
     n_train: int = Field(19200, ge=1, description="problems the warm-up models train on")
     n_traces: int = Field(200, ge=1, description="traces exported as the raw trace file for the main loop")
     n_eval: int = Field(500, ge=1, description="held-out problems of seen skeletons for greedy evaluation")
@@ -113,10 +113,12 @@ class WorldConfig(_Config):
     student: ModelSpec = ModelSpec(train_steps=300)
     # all_relevant: the base student warms up on every problem's all-relevant form (the distractor's action
     # is the owner's own), so that a distractor really misleads it (LeaF's premise); as_teacher: the teacher's data.
-    student_warmup: Literal["all_relevant", "as_teacher"] = "all_relevant"
-    max_new_tokens: int = Field(320, ge=1)
-    eval_batch_size: int = Field(100, ge=1)
-    checkpoint_dir: str = "data/06_models/checkpoints"
+    student_warmup: Literal["all_relevant", "as_teacher"] = Field(
+        "all_relevant", description="all_relevant: the student warms up on the all-relevant stories (a distractor misleads it); as_teacher: the teacher's"
+    )
+    max_new_tokens: int = Field(320, ge=1, description="tokens the warm-up models may generate on the held-out problems")
+    eval_batch_size: int = Field(100, ge=1, description="held-out problems per generation batch")
+    checkpoint_dir: str = Field("data/06_models/checkpoints", description="where warm-up checkpoints live, keyed by content")
 
     @model_validator(mode="after")
     def _teacher_continues_the_student(self):
@@ -253,23 +255,23 @@ class TrainingConfig(_Config):
     """How a model is trained (``training.train_causal_lm``): shared by the fine-tuning variants, the
     distillation variants and the world's warm-up models. Batches always group similar lengths."""
 
-    max_steps: int = Field(100, ge=1)
+    max_steps: int = Field(100, ge=1, description="optimiser steps (the same for every variant)")
     batch_size: int = Field(16, ge=1, description="the global batch: split evenly over the processes of a distributed launch")
-    learning_rate: float = Field(5e-4, gt=0)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    lr_scheduler: str = "cosine"
-    logging_steps: int = Field(5, ge=1)
-    save_steps: int = Field(50, ge=1)
-    seed: int = 0
+    learning_rate: float = Field(5e-4, gt=0, description="peak learning rate")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="share of max_steps spent warming the learning rate up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    lr_scheduler: str = Field("cosine", description="a transformers scheduler name")
+    logging_steps: int = Field(5, ge=1, description="steps between logged losses")
+    save_steps: int = Field(50, ge=1, description="steps between checkpoints (a killed run resumes from the last)")
+    seed: int = Field(0, description="initialisation, data order and dropout: a pure function of it")
     max_length: int | None = Field(None, ge=8, description="tokens per trace, prompt included; None: no limit")
     over_length: Literal[OVER_LENGTH_POLICIES] = Field(
         "stop", description="a trace over max_length: stop the run naming it, or leave it out (length_rejects); never cut"
     )
     bf16: bool | Literal["auto"] = Field("auto", description="mixed precision; auto: on when a bf16-capable GPU is present")
-    gradient_checkpointing: bool = False
-    lora: LoraSettings | None = None
-    checkpoint_dir: str = "data/06_models/checkpoints"
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less memory, more time")
+    lora: LoraSettings | None = Field(None, description="LoRA through peft, merged after training; null: full fine-tuning")
+    checkpoint_dir: str = Field("data/06_models/checkpoints", description="where checkpoints live, keyed by the base weights, data and settings")
 
     @property
     def bf16_enabled(self) -> bool:
@@ -281,7 +283,10 @@ class TrainingConfig(_Config):
 class FineTuningConfig(TrainingConfig):
     """The fine-tuning variants and the optimisation they share (same base model, seed, data order, steps)."""
 
-    variants: tuple[str, ...] = Field(("full_sft", "selective_sft", "random_sft"), min_length=1)
+    variants: tuple[str, ...] = Field(
+        ("full_sft", "selective_sft", "random_sft"), min_length=1,
+        description="the namespaces fine-tuning, evaluation and reporting build (read when the pipelines are built)",
+    )
     # oracle: the world's planted roles decide (world runs only: the oracle_selections table);
     # <scorer>_top: a scorer's strongest segments (the scorer_selections table)
     strategies: dict[str, Literal[(*STRATEGIES, *SCORER_STRATEGIES, ORACLE_STRATEGY)]] = Field(
@@ -358,13 +363,13 @@ class LeafConfig(_Config):
 class EvaluationConfig(_Config):
     """Generation and grading on held-out problems."""
 
-    max_new_tokens: int = Field(320, ge=1)
-    batch_size: int = Field(100, ge=1)
+    max_new_tokens: int = Field(320, ge=1, description="the most tokens a response may have (longer ones are truncated)")
+    batch_size: int = Field(100, ge=1, description="prompts per generation batch")
     num_samples: int = Field(1, ge=1, description="1: greedy decoding; more: sampling, accuracy over all samples")
-    temperature: float = Field(0.7, gt=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    pass_at_k: tuple[int, ...] = (1,)
-    seed: int = 0
+    temperature: float = Field(0.7, gt=0, description="sampling temperature (num_samples > 1)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass (num_samples > 1)")
+    pass_at_k: tuple[int, ...] = Field((1,), description="the k of each pass@k reported (unbiased estimator)")
+    seed: int = Field(0, description="seeds the samples")
     max_problems: int | None = Field(None, ge=1, description="evaluate the first N held-out problems only")
     reference: str = Field("full_sft", description="the variant every other one is compared with, problem by problem")
     contamination: Literal[CONTAMINATION_POLICIES] = Field(

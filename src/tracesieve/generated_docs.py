@@ -525,7 +525,34 @@ def _accepted(annotation) -> str:
     return text.replace("|", "\\|")
 
 
-def _field_rows(schema: type, base: dict, prefix: str) -> list[str]:
+_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<key>\w+):(?P<value>[^#]*)(?:#\s?(?P<comment>.*))?$")
+
+
+def yaml_comments(text: str) -> dict[str, str]:
+    """The comment beside each key of a parameter file, by dotted path (and the comment lines that continue
+    it, aligned under it): what conf/base says of a key whose schema field has no description."""
+    comments, stack, last = {}, [], None
+    for line in text.splitlines():
+        match = _KEY_LINE.match(line)
+        if match:
+            depth = len(match["indent"])
+            stack = [(d, k) for d, k in stack if d < depth] + [(depth, match["key"])]
+            last = ".".join(key for _, key in stack)
+            if match["comment"]:
+                comments[last] = match["comment"].strip()
+            elif not match["value"].strip():
+                last = None  # a block's own line: its comment lines are not its first key's
+            continue
+        stripped = line.strip()
+        # a comment line indented past its key continues the key's comment; one at the key's indent does not
+        if stripped.startswith("#") and last in comments and line.index("#") > stack[-1][0] + 2:
+            comments[last] += " " + stripped.lstrip("#").strip()
+        elif stripped:
+            last = None
+    return comments
+
+
+def _field_rows(schema: type, base: dict, prefix: str, comments: dict[str, str] | None = None) -> list[str]:
     from pydantic import BaseModel
 
     rows = []
@@ -534,11 +561,11 @@ def _field_rows(schema: type, base: dict, prefix: str) -> list[str]:
         annotation = field.annotation
         value = base.get(name, "(default)") if isinstance(base, dict) else "(default)"
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows += _field_rows(annotation, value if isinstance(value, dict) else {}, path)
+            rows += _field_rows(annotation, value if isinstance(value, dict) else {}, path, comments)
             continue
         default = field.get_default(call_default_factory=True)
         shown = json.dumps(value, default=str) if value != "(default)" else "(schema default)"
-        description = (field.description or "").replace("|", "\\|")
+        description = (field.description or (comments or {}).get(path, "")).replace("|", "\\|")
         rows.append(f"| `{path}` | `{json.dumps(default, default=str)}` | `{shown}` | {_accepted(annotation)} | {description} |".replace("`(schema default)`", "="))
     return rows
 
@@ -555,14 +582,17 @@ def configuration_markdown(root: Path = PROJECT_ROOT) -> str:
         "schema: an unknown or mistyped key stops the run naming it. An environment (`conf/real`, `conf/real_cpu`,",
         "`conf/paper`, see [environments.md](environments.md)) overrides keys of `conf/base`; `kedro run --params",
         "\"selection.tau=0.5\"` overrides one run; `conf/local/` (git-ignored) overrides yours. The YAML files'",
-        "comments say why each base value was chosen. \"base\" is the value in `conf/base` (= the schema's default).",
+        "comments say why each base value was chosen; a key the schema does not describe is described by that comment.",
+        "\"base\" is the value in `conf/base` (= the schema's default).",
         "",
     ]
-    files = {path.name: yaml.safe_load(path.read_text()) or {} for path in sorted((root / "conf" / "base").glob("parameters*.yml"))}
+    paths = sorted((root / "conf" / "base").glob("parameters*.yml"))
+    files = {path.name: yaml.safe_load(path.read_text()) or {} for path in paths}
+    comments = {key: text for path in paths for key, text in yaml_comments(path.read_text()).items()}
     for block, schema in _blocks().items():
         file = next((name for name, content in files.items() if block in content), None)
         parts += [f"## `{block}` (`conf/base/{file}`)" if file else f"## `{block}`", "", (schema.__doc__ or "").strip().splitlines()[0], "",
                   "| key | schema default | base | accepts | what it controls |", "| --- | --- | --- | --- | --- |"]
-        parts += _field_rows(schema, files.get(file, {}).get(block, {}) if file else {}, block)
+        parts += _field_rows(schema, files.get(file, {}).get(block, {}) if file else {}, block, comments)
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
