@@ -240,8 +240,9 @@ def _experiment(result: dict) -> str:
         lines += ["", experiment.markdown(regime, entry["greedy"], entry["verdicts"], entry["gates"], result.get("variants", ()))]
         if "sampled" in entry:
             sampled = entry["sampled"]
-            lines += ["", f"Sampled as the authors evaluate (worlds {', '.join(entry['sampled_worlds'])}; accuracy over every sample, "
-                      "t intervals over worlds):", "", "| model | accuracy | vs reference |", "| --- | --- | --- |"]
+            caption = (f"Sampled as the authors evaluate (worlds {', '.join(entry['sampled_worlds'])}; accuracy over every sample, "
+                       "t intervals over worlds):")
+            lines += ["", caption, "", "| model | accuracy | vs reference |", "| --- | --- | --- |"]
             lines += [f"| {name} | {interval(sampled[name].get('accuracy'), sampled[name].get('accuracy_ci_low'), sampled[name].get('accuracy_ci_high'))} "
                       f"| {interval(sampled[name].get('accuracy_vs_reference'), sampled[name].get('accuracy_vs_reference_ci_low'), sampled[name].get('accuracy_vs_reference_ci_high'), signed=True)} |"
                       for name in experiment.model_order(sampled, result.get("variants", ()))]
