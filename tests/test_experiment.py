@@ -73,7 +73,7 @@ def _worlds(gains: dict[str, list[float]], n: int = 40):
 
 def test_differences_are_per_world_then_across_worlds_and_the_headroom_share_is_a_ratio_of_means():
     plan = experiment.load_plan(PLAN)
-    worlds, generations = _worlds({"oracle_sft": [0.1, 0.2, 0.1], "selective_sft": [0.05, 0.1, 0.0], "random_sft": [0.0, 0.0, 0.0]})
+    worlds, generations = _worlds({"oracle_sft": [0.15, 0.2, 0.175], "selective_sft": [0.05, 0.1, 0.0], "random_sft": [0.0, 0.0, 0.0]})
     summary = experiment.across_worlds(worlds, generations, plan)
     selective = summary["selective_sft"]
     assert selective["worlds"] == 3
@@ -82,7 +82,10 @@ def test_differences_are_per_world_then_across_worlds_and_the_headroom_share_is_
     assert (selective["accuracy_vs_reference_ci_low"], selective["accuracy_vs_reference_ci_high"]) == pytest.approx(expected[1:])
     assert selective["vs_control_model"] == "random_sft" and selective["accuracy_vs_control"] == pytest.approx(0.05)
     assert selective["mean_response_tokens_vs_reference"] == pytest.approx(-20)
-    assert selective["headroom_share"] == pytest.approx(0.05 / (0.4 / 3))
+    assert selective["headroom_share"] == pytest.approx(0.05 / 0.175)
+    # where the worlds do not establish the oracle's headroom, no share of it is reported
+    unsure, unsure_generations = _worlds({"oracle_sft": [0.1, 0.2, -0.05], "selective_sft": [0.05, 0.1, 0.0], "random_sft": [0.0, 0.0, 0.0]})
+    assert math.isnan(experiment.across_worlds(unsure, unsure_generations, plan)["selective_sft"]["headroom_share"])
     # the pooled per-problem interval is narrower than the world-level one, which keeps the worlds' variance
     pooled = selective["accuracy_vs_reference_pooled_ci_high"] - selective["accuracy_vs_reference_pooled_ci_low"]
     assert pooled < selective["accuracy_vs_reference_ci_high"] - selective["accuracy_vs_reference_ci_low"]

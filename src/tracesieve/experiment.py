@@ -201,6 +201,8 @@ def headroom_share(worlds: Mapping[str, dict], name: str, resamples: int = 2000,
         return {"headroom_share": math.nan, "headroom_share_ci_low": math.nan, "headroom_share_ci_high": math.nan}
     gains = np.array([worlds[w]["models"][name]["accuracy"] - worlds[w]["models"][REFERENCE]["accuracy"] for w in paired])
     headroom = np.array([worlds[w]["models"]["oracle_sft"]["accuracy"] - worlds[w]["models"][REFERENCE]["accuracy"] for w in paired])
+    if not t_interval(headroom)[1] > 0:  # a share of headroom the worlds do not establish is no figure
+        return {"headroom_share": math.nan, "headroom_share_ci_low": math.nan, "headroom_share_ci_high": math.nan}
     share = float(gains.mean() / headroom.mean()) if headroom.mean() != 0 else math.nan
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(paired), size=(resamples, len(paired)))

@@ -309,8 +309,10 @@ def _experiment_headline(result: dict) -> str:
             entry = summary[method]
             control = (interval(entry.get("accuracy_vs_control"), entry.get("accuracy_vs_control_ci_low"),
                                 entry.get("accuracy_vs_control_ci_high"), signed=True) if "accuracy_vs_control" in entry else "-")
+            oracle = summary.get("oracle_sft", {})
+            established = (oracle.get("accuracy_vs_reference_ci_low") or math.nan) > 0
             share = (interval(entry.get("headroom_share"), entry.get("headroom_share_ci_low"), entry.get("headroom_share_ci_high"), 2, signed=True)
-                     if entry.get("headroom_share") is not None else "-")
+                     if established and method != "oracle_sft" else "- (no headroom established)" if method != "oracle_sft" else "-")
             lines.append(
                 f"| {regime} | {method} | {interval(entry['accuracy_vs_reference'], entry['accuracy_vs_reference_ci_low'], entry['accuracy_vs_reference_ci_high'], signed=True)} "
                 f"| {interval(entry['mean_response_tokens_vs_reference'], entry['mean_response_tokens_vs_reference_ci_low'], entry['mean_response_tokens_vs_reference_ci_high'], 1, signed=True)} "
