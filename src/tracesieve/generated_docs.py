@@ -312,7 +312,8 @@ def _experiment_headline(result: dict) -> str:
             oracle = summary.get("oracle_sft", {})
             established = (oracle.get("accuracy_vs_reference_ci_low") or math.nan) > 0
             share = (interval(entry.get("headroom_share"), entry.get("headroom_share_ci_low"), entry.get("headroom_share_ci_high"), 2, signed=True)
-                     if established and method != "oracle_sft" else "- (no headroom established)" if method != "oracle_sft" else "-")
+                     if established and method not in ("oracle_sft", "leaf_distilled")
+                     else "- (no headroom established)" if method not in ("oracle_sft", "leaf_distilled") else "-")
             lines.append(
                 f"| {regime} | {method} | {interval(entry['accuracy_vs_reference'], entry['accuracy_vs_reference_ci_low'], entry['accuracy_vs_reference_ci_high'], signed=True)} "
                 f"| {interval(entry['mean_response_tokens_vs_reference'], entry['mean_response_tokens_vs_reference_ci_low'], entry['mean_response_tokens_vs_reference_ci_high'], 1, signed=True)} "

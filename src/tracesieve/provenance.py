@@ -33,7 +33,8 @@ def _git(root: Path, *args: str) -> str | None:
 def git_state(root: Path = PROJECT_ROOT) -> dict:
     """The checked-out commit and whether tracked files differ from it (``dirty``); None outside git."""
     commit = _git(root, "rev-parse", "HEAD")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    # The result files are what a benchmark writes as it goes: they do not make the measured code dirty.
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
