@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from tracesieve import experiment
 from tracesieve.config import EvaluationConfig, FineTuningConfig, SelectionConfig, WorldConfig
+from tracesieve.metrics import t_interval
 from tracesieve.provenance import PROJECT_ROOT
 
 PLAN = PROJECT_ROOT / "benchmarks" / "experiment_plan.yml"
@@ -43,14 +42,6 @@ def test_the_plan_hash_changes_with_any_setting(tmp_path):
     assert experiment.load_plan(tmp_path / "plan.yml").digest != experiment.load_plan(PLAN).digest
 
 
-def test_the_t_interval_is_students_over_the_worlds():
-    values = [0.1, 0.3, 0.2, 0.25, 0.15]
-    mean, low, high = experiment.t_interval(values)
-    half = stats.t.ppf(0.975, 4) * np.std(values, ddof=1) / math.sqrt(5)
-    assert mean == pytest.approx(0.2) and low == pytest.approx(0.2 - half) and high == pytest.approx(0.2 + half)
-    assert math.isnan(experiment.t_interval([0.4])[1])
-
-
 def _generations(correct: list[bool], tokens: int, heldout: list[bool] | None = None) -> pd.DataFrame:
     n = len(correct)
     return pd.DataFrame({"problem_id": [f"p{i}" for i in range(n)], "sample_index": 0, "correct": correct,
@@ -78,7 +69,7 @@ def test_differences_are_per_world_then_across_worlds_and_the_headroom_share_is_
     selective = summary["selective_sft"]
     assert selective["worlds"] == 3
     assert selective["accuracy_vs_reference"] == pytest.approx(0.05)
-    expected = experiment.t_interval([0.05, 0.1, 0.0])
+    expected = t_interval([0.05, 0.1, 0.0])
     assert (selective["accuracy_vs_reference_ci_low"], selective["accuracy_vs_reference_ci_high"]) == pytest.approx(expected[1:])
     assert selective["vs_control_model"] == "random_sft" and selective["accuracy_vs_control"] == pytest.approx(0.05)
     assert selective["mean_response_tokens_vs_reference"] == pytest.approx(-20)

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from tracesieve.metrics import as_mlflow_metrics, auroc, mean_interval, training_metrics, wilson_interval
+from tracesieve.metrics import as_mlflow_metrics, auroc, mean_interval, t_interval, training_metrics, wilson_interval
 
 
 def test_auroc():
@@ -70,3 +71,20 @@ def test_metrics_leave_out_nans_and_training_runs_share_one_shape():
     assert metrics["train_loss"] == [{"step": 1, "value": 2.0}, {"step": 2, "value": 1.5}]
     assert [point["value"] for point in metrics["learning_rate"]] == [1e-3, 5e-4]
     assert "train_loss" not in training_metrics({"train_steps": 0}, [])  # MLflow takes no empty curve
+
+
+def test_the_t_interval_is_students_over_the_worlds():
+    values = [0.1, 0.3, 0.2, 0.25, 0.15]
+    mean, low, high = t_interval(values)
+    half = stats.t.ppf(0.975, 4) * np.std(values, ddof=1) / math.sqrt(5)
+    assert mean == pytest.approx(0.2) and low == pytest.approx(0.2 - half) and high == pytest.approx(0.2 + half)
+    assert math.isnan(t_interval([0.4])[1])
+    assert t_interval([0.1, None, math.nan, 0.3])[0] == pytest.approx(0.2)  # worlds without the figure are left out
+
+
+def test_an_interval_prints_its_value_alone_where_it_is_undefined_and_a_dash_without_a_value():
+    from tracesieve.metrics import format_figure, format_interval
+
+    assert format_interval(0.25, 0.1, 0.4, signed=True) == "+0.250 [+0.100, +0.400]"
+    assert format_interval(0.25, math.nan, math.nan) == "0.250" and format_interval(None, 0.1, 0.2) == "-"
+    assert format_figure({"gain": 1.5, "gain_ci_low": 1.0, "gain_ci_high": 2.0}, "gain", 1) == "1.5 [1.0, 2.0]"

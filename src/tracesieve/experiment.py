@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 
 from tracesieve.evaluation import paired_difference
+from tracesieve.metrics import format_figure, is_missing, t_interval
 
 PHASES = ("dev", "test")
 REFERENCE = "full_sft"
@@ -139,21 +139,6 @@ def per_problem(generations: pd.DataFrame) -> pd.DataFrame:
 
 # --- across worlds ------------------------------------------------------------------------------------------
 
-def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean with a 95% Student-t interval over the values (worlds: few, so not the normal's)."""
-    values = np.asarray([value for value in values if value is not None and not math.isnan(value)], dtype=float)
-    if len(values) == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    spread = float(stats.sem(values))
-    if spread == 0:
-        return mean, mean, mean
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=spread)
-    return mean, float(low), float(high)
-
-
 def _triple(prefix: str, values: tuple[float, float, float]) -> dict[str, float]:
     return {prefix: values[0], f"{prefix}_ci_low": values[1], f"{prefix}_ci_high": values[2]}
 
@@ -225,7 +210,7 @@ def gate_passes(worlds: Mapping[str, dict]) -> dict[str, dict]:
 
 def _direction(entry: Mapping, key: str, better: str) -> str:
     low, high = entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high")
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
+    if is_missing(low) or is_missing(high):
         return "undetermined"
     if low > 0:
         return "higher" if better == "higher" else "worse"
@@ -259,17 +244,6 @@ def verdicts(summary: Mapping[str, dict], gates: Mapping[str, dict]) -> dict[str
     return out
 
 
-def _fmt(entry: Mapping, key: str, digits: int = 3, signed: bool = False) -> str:
-    value = entry.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    sign = "+" if signed else ""
-    low, high = entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high")
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
-        return f"{value:{sign}.{digits}f}"
-    return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
-
-
 def model_order(names, variants: Sequence[str] = ()) -> list[str]:
     """The base model, the reference, the plan's variants in its order, then LeaF's models; others last."""
     first = ["base", REFERENCE, *[name for name in variants if name != REFERENCE], LEAF_REFERENCE, "leaf_distilled"]
@@ -290,10 +264,10 @@ def markdown(regime: str, summary: Mapping[str, dict], verdict: Mapping[str, dic
             + (f"; against {v['control']}: accuracy {v['accuracy_vs_control']}, length {v['length_vs_control']}" if "control" in v else "")
             + ("" if v["gates_passed_on_every_world"] else " (a gate fails on some world: not a verdict on the method)"))
         lines.append(
-            f"| {name} | {entry['worlds']} | {_fmt(entry, 'accuracy')} | {_fmt(entry, 'accuracy_vs_reference', signed=True)} "
-            f"| {_fmt(entry, 'accuracy_vs_control', signed=True)} | {_fmt(entry, 'mean_response_tokens', 1)} "
-            f"| {_fmt(entry, 'mean_response_tokens_vs_reference', 1, signed=True)} | {_fmt(entry, 'truncated_share', 3)} "
-            f"| {_fmt(entry, 'headroom_share', 2, signed=True)} | {text} |"
+            f"| {name} | {entry['worlds']} | {format_figure(entry, 'accuracy')} | {format_figure(entry, 'accuracy_vs_reference', signed=True)} "
+            f"| {format_figure(entry, 'accuracy_vs_control', signed=True)} | {format_figure(entry, 'mean_response_tokens', 1)} "
+            f"| {format_figure(entry, 'mean_response_tokens_vs_reference', 1, signed=True)} | {format_figure(entry, 'truncated_share', 3)} "
+            f"| {format_figure(entry, 'headroom_share', 2, signed=True)} | {text} |"
         )
     return "\n".join(lines)
 

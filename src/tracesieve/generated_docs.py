@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracesieve import experiment
+from tracesieve.metrics import format_figure, is_missing
 from tracesieve.provenance import PROJECT_ROOT
 
 RESULTS_DIR = Path("benchmarks/results")
@@ -35,23 +36,7 @@ BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /re
 
 def number(value, digits: int = 2) -> str:
     """A figure as the tables print it; a missing or NaN value as a dash."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def interval(value, low, high, digits: int = 3, signed: bool = False) -> str:
-    """``value [low, high]``; the value alone where the interval is undefined (one world), a dash for no value."""
-    sign = "+" if signed else ""
-    if _missing(value):
-        return "-"
-    if _missing(low) or _missing(high):
-        return f"{value:{sign}.{digits}f}"
-    return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+    return "-" if is_missing(value) else f"{value:,.{digits}f}"
 
 
 # --- one renderer per result file ---------------------------------------------------------------------------
@@ -82,8 +67,7 @@ def _default_run(result: dict) -> str:
     for gate, (key, measured) in GATE_VALUES.items():
         if f"gate.{gate}_passed" not in gates:
             continue
-        value = gates.get(key)
-        shown = interval(value, gates.get(f"{key}_ci_low"), gates.get(f"{key}_ci_high"), signed=True) if value is not None else "undefined"
+        shown = format_figure(gates, key, signed=True) if gates.get(key) is not None else "undefined"
         lines.append(f"| `{gate}` | {measured} | {shown} | {'yes' if gates[f'gate.{gate}_passed'] else '**no**'} |")
     metrics = result["metrics"]
     models = sorted({name.split(".")[0] for name in metrics if name.endswith(".accuracy") and "." in name and not name.startswith("leaf_")})
@@ -243,8 +227,8 @@ def _experiment(result: dict) -> str:
             caption = (f"Sampled as the authors evaluate (worlds {', '.join(entry['sampled_worlds'])}; accuracy over every sample, "
                        "t intervals over worlds):")
             lines += ["", caption, "", "| model | accuracy | vs reference |", "| --- | --- | --- |"]
-            lines += [f"| {name} | {interval(sampled[name].get('accuracy'), sampled[name].get('accuracy_ci_low'), sampled[name].get('accuracy_ci_high'))} "
-                      f"| {interval(sampled[name].get('accuracy_vs_reference'), sampled[name].get('accuracy_vs_reference_ci_low'), sampled[name].get('accuracy_vs_reference_ci_high'), signed=True)} |"
+            lines += [f"| {name} | {format_figure(sampled[name], 'accuracy')} "
+                      f"| {format_figure(sampled[name], 'accuracy_vs_reference', signed=True)} |"
                       for name in experiment.model_order(sampled, result.get("variants", ()))]
     return "\n".join(lines)
 
@@ -254,10 +238,9 @@ def _experiment_over_training_seeds(result: dict) -> str:
     lines = [f"Seeds {result['seeds']} (they vary the training order only; the world is the same in each).", "",
              "| model | accuracy [95% CI] | vs full_sft | mean tokens | verdict |", "| --- | --- | --- | ---: | --- |"]
     for model, figures in pooled.items():
-        difference = figures.get("accuracy_diff_vs_full_sft")
         lines.append(
-            f"| {model} | {interval(figures.get('accuracy'), figures.get('accuracy_ci_low'), figures.get('accuracy_ci_high'))} "
-            f"| {interval(difference, figures.get('accuracy_diff_vs_full_sft_ci_low'), figures.get('accuracy_diff_vs_full_sft_ci_high'), signed=True)} "
+            f"| {model} | {format_figure(figures, 'accuracy')} "
+            f"| {format_figure(figures, 'accuracy_diff_vs_full_sft', signed=True)} "
             f"| {number(figures.get('mean_response_tokens'), 1)} | {figures.get('verdict', '')} |"
         )
     return "\n".join(lines)
@@ -307,16 +290,15 @@ def _experiment_headline(result: dict) -> str:
             if method not in summary or method not in verdicts:
                 continue
             entry = summary[method]
-            control = (interval(entry.get("accuracy_vs_control"), entry.get("accuracy_vs_control_ci_low"),
-                                entry.get("accuracy_vs_control_ci_high"), signed=True) if "accuracy_vs_control" in entry else "-")
+            control = (format_figure(entry, "accuracy_vs_control", signed=True) if "accuracy_vs_control" in entry else "-")
             oracle = summary.get("oracle_sft", {})
             established = (oracle.get("accuracy_vs_reference_ci_low") or math.nan) > 0
-            share = (interval(entry.get("headroom_share"), entry.get("headroom_share_ci_low"), entry.get("headroom_share_ci_high"), 2, signed=True)
+            share = (format_figure(entry, "headroom_share", 2, signed=True)
                      if established and method not in ("oracle_sft", "leaf_distilled")
                      else "- (no headroom established)" if method not in ("oracle_sft", "leaf_distilled") else "-")
             lines.append(
-                f"| {regime} | {method} | {interval(entry['accuracy_vs_reference'], entry['accuracy_vs_reference_ci_low'], entry['accuracy_vs_reference_ci_high'], signed=True)} "
-                f"| {interval(entry['mean_response_tokens_vs_reference'], entry['mean_response_tokens_vs_reference_ci_low'], entry['mean_response_tokens_vs_reference_ci_high'], 1, signed=True)} "
+                f"| {regime} | {method} | {format_figure(entry, 'accuracy_vs_reference', signed=True)} "
+                f"| {format_figure(entry, 'mean_response_tokens_vs_reference', 1, signed=True)} "
                 f"| {control} | {share} | {'yes' if verdicts[method]['gates_passed_on_every_world'] else '**no**'} |"
             )
     return "\n".join(lines)

@@ -14,17 +14,52 @@ from sklearn.metrics import roc_auc_score
 Z_95 = float(stats.norm.ppf(0.975))  # the standard normal's 97.5% quantile: two-sided 95% intervals
 
 
-def mean_interval(values: Sequence[float] | pd.Series) -> tuple[float, float, float]:
-    """Mean with a 95% normal interval over the values (scipy; NaN halves for a single value)."""
-    values = np.asarray(pd.Series(values, dtype="float64"))
+def _mean_with_interval(values: np.ndarray, bounds) -> tuple[float, float, float]:
+    """Mean and the 95% interval ``bounds(mean, standard error)`` gives; NaN halves for a single value."""
     mean = float(values.mean())
     if len(values) < 2:
         return mean, math.nan, math.nan
     spread = float(stats.sem(values))
     if spread == 0:  # identical values (two variants that agree on every problem): scipy's scale must be > 0
         return mean, mean, mean
-    low, high = stats.norm.interval(0.95, loc=mean, scale=spread)
+    low, high = bounds(mean, spread)
     return mean, float(low), float(high)
+
+
+def mean_interval(values: Sequence[float] | pd.Series) -> tuple[float, float, float]:
+    """Mean with a 95% normal interval over the values (scipy; NaN halves for a single value)."""
+    values = np.asarray(pd.Series(values, dtype="float64"))
+    return _mean_with_interval(values, lambda mean, spread: stats.norm.interval(0.95, loc=mean, scale=spread))
+
+
+def t_interval(values: Sequence[float | None]) -> tuple[float, float, float]:
+    """Mean with a 95% Student-t interval over the values, missing ones left out: for few units (worlds),
+    where the normal interval is too narrow."""
+    values = np.asarray([value for value in values if not is_missing(value)], dtype=float)
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    return _mean_with_interval(values, lambda mean, spread: stats.t.interval(0.95, len(values) - 1, loc=mean, scale=spread))
+
+
+def is_missing(value) -> bool:
+    """None or NaN: a figure that was not measured."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def format_interval(value, low, high, digits: int = 3, signed: bool = False) -> str:
+    """``value [low, high]`` as the reports print it; the value alone where the interval is undefined (one
+    world, one value), a dash for no value."""
+    sign = "+" if signed else ""
+    if is_missing(value):
+        return "-"
+    if is_missing(low) or is_missing(high):
+        return f"{value:{sign}.{digits}f}"
+    return f"{value:{sign}.{digits}f} [{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+def format_figure(entry: Mapping, key: str, digits: int = 3, signed: bool = False) -> str:
+    """``format_interval`` of ``entry[key]`` and its ``<key>_ci_low`` / ``<key>_ci_high``."""
+    return format_interval(entry.get(key), entry.get(f"{key}_ci_low"), entry.get(f"{key}_ci_high"), digits, signed)
 
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
