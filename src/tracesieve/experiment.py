@@ -13,7 +13,6 @@ Framework-free: ``benchmarks/experiment.py`` runs the worlds through ``kedro run
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -95,6 +94,13 @@ def world_name(phase: str, regime: str, seed: int) -> str:
 
 # --- one world's figures ------------------------------------------------------------------------------------
 
+def per_problem(generations: pd.DataFrame) -> pd.DataFrame:
+    """Per problem, the mean over its samples (one greedy sample: the sample itself) of being right, of the
+    response's tokens and of being truncated: the unit every figure and paired difference is taken over."""
+    return generations.groupby("problem_id").agg(correct=("correct", "mean"), n_tokens=("n_tokens", "mean"),
+                                                 truncated=("truncated", "mean"))
+
+
 SUBSETS = {"all": None, "seen_skeleton": ("heldout_skeleton", False), "heldout_skeleton": ("heldout_skeleton", True)}
 
 
@@ -105,13 +111,12 @@ def model_figures(generations: pd.DataFrame) -> dict[str, float]:
         table = generations if condition is None else generations[generations[condition[0]] == condition[1]]
         if table.empty:
             continue
-        per_problem = table.groupby("problem_id").agg(correct=("correct", "mean"), n_tokens=("n_tokens", "mean"),
-                                                      truncated=("truncated", "mean"))
+        means = per_problem(table)
         prefix = "" if subset == "all" else f"{subset}."
-        figures[f"{prefix}accuracy"] = float(per_problem["correct"].mean())
-        figures[f"{prefix}mean_response_tokens"] = float(per_problem["n_tokens"].mean())
-        figures[f"{prefix}truncated_share"] = float(per_problem["truncated"].mean())
-        figures[f"{prefix}problems"] = len(per_problem)
+        figures[f"{prefix}accuracy"] = float(means["correct"].mean())
+        figures[f"{prefix}mean_response_tokens"] = float(means["n_tokens"].mean())
+        figures[f"{prefix}truncated_share"] = float(means["truncated"].mean())
+        figures[f"{prefix}problems"] = len(means)
     return figures
 
 
@@ -133,8 +138,6 @@ def world_result(generations: Mapping[str, pd.DataFrame], metrics: Mapping[str, 
     }
 
 
-def per_problem(generations: pd.DataFrame) -> pd.DataFrame:
-    return generations.groupby("problem_id").agg(correct=("correct", "mean"), n_tokens=("n_tokens", "mean"))
 
 
 # --- across worlds ------------------------------------------------------------------------------------------
@@ -166,15 +169,17 @@ def across_worlds(worlds: Mapping[str, dict], generations: Mapping[str, Mapping[
             entry[f"{label}_model"] = other
             # Pooled over worlds, problem by problem (a problem is a world's problem): narrower, since it
             # leaves the variance between worlds out; reported beside, never as the headline.
-            mine = pd.concat([per_problem(generations[w][name]).add_prefix(f"{w}:", axis=0) for w in paired]) if paired else None
-            theirs = pd.concat([per_problem(generations[w][other]).add_prefix(f"{w}:", axis=0) for w in paired]) if paired else None
-            if mine is not None:
-                pooled = paired_difference(mine["correct"], theirs["correct"])
-                entry |= _triple(f"accuracy_{label}_pooled", pooled)
+            if paired:
+                mine, theirs = (pd.concat([per_problem(generations[w][model]).add_prefix(f"{w}:", axis=0) for w in paired])
+                                for model in (name, other))
+                entry |= _triple(f"accuracy_{label}_pooled", paired_difference(mine["correct"], theirs["correct"]))
         if name not in (REFERENCE, "oracle_sft") and "oracle_sft" in names and name in plan.variants:
             entry |= headroom_share(worlds, name)
         summary[name] = entry
     return summary
+
+
+NO_HEADROOM_SHARE = {"headroom_share": math.nan, "headroom_share_ci_low": math.nan, "headroom_share_ci_high": math.nan}
 
 
 def headroom_share(worlds: Mapping[str, dict], name: str, resamples: int = 2000, seed: int = 0) -> dict[str, float]:
@@ -183,11 +188,11 @@ def headroom_share(worlds: Mapping[str, dict], name: str, resamples: int = 2000,
     near 0)."""
     paired = [w for w in worlds if {name, "oracle_sft", REFERENCE} <= set(worlds[w]["models"])]
     if len(paired) < 2:
-        return {"headroom_share": math.nan, "headroom_share_ci_low": math.nan, "headroom_share_ci_high": math.nan}
+        return dict(NO_HEADROOM_SHARE)
     gains = np.array([worlds[w]["models"][name]["accuracy"] - worlds[w]["models"][REFERENCE]["accuracy"] for w in paired])
     headroom = np.array([worlds[w]["models"]["oracle_sft"]["accuracy"] - worlds[w]["models"][REFERENCE]["accuracy"] for w in paired])
     if not t_interval(headroom)[1] > 0:  # a share of headroom the worlds do not establish is no figure
-        return {"headroom_share": math.nan, "headroom_share_ci_low": math.nan, "headroom_share_ci_high": math.nan}
+        return dict(NO_HEADROOM_SHARE)
     share = float(gains.mean() / headroom.mean()) if headroom.mean() != 0 else math.nan
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(paired), size=(resamples, len(paired)))
@@ -199,7 +204,7 @@ def headroom_share(worlds: Mapping[str, dict], name: str, resamples: int = 2000,
 
 
 def gate_passes(worlds: Mapping[str, dict]) -> dict[str, dict]:
-    """Per gate: how many worlds pass it, and the world-level interval of its figure where it has one."""
+    """Per gate: how many worlds pass it, of how many."""
     names = sorted({name.removesuffix("_passed") for world in worlds.values() for name in world["gates"] if name.endswith("_passed")})
     passes = {}
     for gate in names:
@@ -271,6 +276,3 @@ def markdown(regime: str, summary: Mapping[str, dict], verdict: Mapping[str, dic
         )
     return "\n".join(lines)
 
-
-def canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, default=str)

@@ -70,7 +70,7 @@ def _default_run(result: dict) -> str:
         shown = format_figure(gates, key, signed=True) if gates.get(key) is not None else "undefined"
         lines.append(f"| `{gate}` | {measured} | {shown} | {'yes' if gates[f'gate.{gate}_passed'] else '**no**'} |")
     metrics = result["metrics"]
-    models = sorted({name.split(".")[0] for name in metrics if name.endswith(".accuracy") and "." in name and not name.startswith("leaf_")})
+    models = _default_run_models(metrics)
     lines += ["", "| model | accuracy | seen skeletons | held-out skeletons | mean response tokens | truncated share | supervised tokens |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for model in sorted(models, key=lambda m: -metrics[f"{m}.accuracy"]):
@@ -82,6 +82,11 @@ def _default_run(result: dict) -> str:
     lines += ["", "Node seconds (the ten longest; every node is in the JSON):", "", "| node | seconds |", "| --- | ---: |"]
     lines += [f"| `{name}` | {number(seconds, 1)} |" for name, seconds in list(nodes.items())[:10]]
     return "\n".join(lines)
+
+
+def _default_run_models(metrics: dict) -> list[str]:
+    """The models the default run evaluated (LeaF's comparison table's rows are not models)."""
+    return sorted({name.split(".")[0] for name in metrics if name.endswith(".accuracy") and not name.startswith("leaf_")})
 
 
 def _default_run_headline(result: dict) -> str:
@@ -212,10 +217,9 @@ def _experiment(result: dict) -> str:
         "(full SFT, or KD for LeaF) and its matched random control world by world. A verdict needs the gates it rests on",
         "to pass on every world.",
         "",
-        "| world | minutes | " + " | ".join(sorted({g.removesuffix("_passed") for w in worlds.values() for g in w["gates"] if g.endswith("_passed")})) + " |",
     ]
     gate_names = sorted({g.removesuffix("_passed") for w in worlds.values() for g in w["gates"] if g.endswith("_passed")})
-    lines.append("| --- | ---: | " + " | ".join("---" for _ in gate_names) + " |")
+    lines += ["| world | minutes | " + " | ".join(gate_names) + " |", "| --- | ---: | " + " | ".join("---" for _ in gate_names) + " |"]
     for name, world in worlds.items():
         flags = ["yes" if world["gates"].get(f"{gate}_passed") else "**no**" for gate in gate_names]
         lines.append(f"| {name} | {number(world['wall_seconds'] / 60, 1)} | " + " | ".join(flags) + " |")
@@ -273,6 +277,7 @@ RESULTS: tuple[Result, ...] = (
            ("src/tracesieve/attribution", "src/tracesieve/training.py", "src/tracesieve/generation.py", "benchmarks/scale_bench.py"),
            _scale_bench),
 )
+RESULT_BY_FILE = {result.file: result for result in RESULTS}
 HEADLINE_METHODS = ("selective_sft", "selective_sft_authors", "share_floor_sft", "oracle_sft", "leaf_distilled")
 
 
@@ -403,11 +408,10 @@ def draw_figures(root: Path = PROJECT_ROOT) -> dict[str, bytes]:
 
     plt.rcParams["svg.hashsalt"] = "tracesieve"
     figures = {}
-    default_run = load(root, RESULTS[0])
+    default_run = load(root, RESULT_BY_FILE["default_run.json"])
     metrics = default_run["metrics"]
-    models = sorted({name.split(".")[0] for name in metrics if name.endswith(".accuracy") and not name.startswith("leaf_")})
     figure, axes = plt.subplots(figsize=(6, 4))
-    for model in models:
+    for model in _default_run_models(metrics):
         x, y = metrics.get(f"{model}.mean_response_tokens"), metrics[f"{model}.accuracy"]
         axes.scatter([x], [y])
         axes.annotate(model, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -415,9 +419,8 @@ def draw_figures(root: Path = PROJECT_ROOT) -> dict[str, bytes]:
     axes.set_ylabel("accuracy (greedy, held-out problems)")
     axes.set_title(f"default run at {(default_run['provenance'].get('commit') or '?')[:7]}")
     figures["accuracy_vs_tokens.svg"] = figure
-    convergence = next(result for result in RESULTS if result.file == "ig_convergence.json")
     figure, axes = plt.subplots(figsize=(6, 4))
-    for case in load(root, convergence)["cases"]:
+    for case in load(root, RESULT_BY_FILE["ig_convergence.json"])["cases"]:
         axes.scatter([row["tokens"] for row in case["traces"]], [row["steps"] for row in case["traces"]], label=case["model"])
     axes.set_xlabel("trace tokens")
     axes.set_ylabel("path points to tolerance")
@@ -440,7 +443,7 @@ def fill_blocks(text: str, root: Path = PROJECT_ROOT) -> str:
         if name not in HEADLINES:
             raise ValueError(f"<!-- results:{name} -->: no such headline (known: {', '.join(sorted(HEADLINES))})")
         file, renderer = HEADLINES[name]
-        loaded = load(root, next(result for result in RESULTS if result.file == file))
+        loaded = load(root, RESULT_BY_FILE[file])
         return f"{match.group(1)}{renderer(loaded)}\n{match.group(4)}"
 
     return BLOCK.sub(render, text)

@@ -290,8 +290,8 @@ def load_checkpoint_weights(model, checkpoint: Path) -> None:
         set_peft_model_state_dict(model, load_file(str(adapters)))
         return
     missing, unexpected = model.load_state_dict(load_file(str(checkpoint / "model.safetensors")), strict=False)
-    tied = {name for name, parameter in model.named_parameters(remove_duplicate=False)
-            if any(parameter is other for other_name, other in model.named_parameters() if other_name != name)}
+    # A tied weight is a second name of a parameter: named_parameters() lists each parameter once.
+    tied = {name for name, _ in model.named_parameters(remove_duplicate=False)} - {name for name, _ in model.named_parameters()}
     if unexpected or set(missing) - tied:
         raise ValueError(f"{checkpoint}: the checkpoint does not fit the model (missing {sorted(set(missing) - tied)}, unexpected {unexpected})")
 
