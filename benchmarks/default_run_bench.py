@@ -25,6 +25,7 @@ import mlflow
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from tracesieve import provenance, tracking  # noqa: E402
+from tracesieve.launch.project_copy import copy_project  # noqa: E402
 
 BUDGET_SECONDS = 10 * 60
 CHECKPOINT_BUDGET_BYTES = 300 * 2**20
@@ -49,11 +50,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary project for inspection")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="tracesieve-run-"))
-    shutil.copy(ROOT / "pyproject.toml", work)
-    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(ROOT / "conf", work / "conf", ignore=shutil.ignore_patterns("local"))
-    (work / "conf" / "local").mkdir()
+    work = copy_project(ROOT, Path(tempfile.mkdtemp(prefix="tracesieve-run-")))
     tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "KEDRO_DISABLE_TELEMETRY": "1"}
     kedro = str(Path(sys.executable).parent / "kedro")

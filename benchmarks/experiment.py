@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from tracesieve import experiment, provenance, tracking  # noqa: E402
+from tracesieve.launch.project_copy import copy_project  # noqa: E402
 
 LEAF_MODELS = ("kd", "leaf_distilled")
 BASE = "base"
@@ -61,13 +62,7 @@ with KedroSession.create(project_path=project, runtime_params=json.loads(sys.arg
 
 def _copy_project(project: Path, overrides: dict) -> None:
     """The project's code and configuration in ``project``, this world's parameters in its conf/local."""
-    project.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "pyproject.toml", project)
-    for folder in ("src", "conf"):
-        shutil.rmtree(project / folder, ignore_errors=True)
-    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir(exist_ok=True)
+    copy_project(ROOT, project)
     (project / "conf" / "local" / "parameters_experiment.yml").write_text(json.dumps(overrides))  # JSON is YAML
 
 

@@ -110,11 +110,9 @@ def byte_level_bpe(extra_corpus=()):
 def copy_project(root: Path) -> None:
     """The project as a user checks it out (pyproject, src, conf without conf/local, notebooks) under ``root``,
     with an empty conf/local: a place to run `kedro` without touching the working copy's data or runs."""
-    shutil.copy(PROJECT / "pyproject.toml", root)
-    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(PROJECT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    shutil.copytree(PROJECT / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    (root / "conf" / "local").mkdir()
+    from tracesieve.launch.project_copy import copy_project as copy
+
+    copy(PROJECT, root, notebooks=True)
 
 
 def kedro_parameters(pipeline, parameters: dict) -> dict:
