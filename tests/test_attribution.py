@@ -130,6 +130,48 @@ def test_refined_to_a_tolerance_it_meets_it_against_a_many_point_truth(model, in
     assert fixed.relative_gap > 0.05 and not fixed.converged and fixed.steps == 32
 
 
+def _top_two(shares: np.ndarray, _consistency: np.ndarray) -> tuple[int, ...]:
+    """A stand-in for a selection rule: the two strongest segments."""
+    return tuple(sorted(np.argsort(-shares, kind="stable")[:2].tolist()))
+
+
+def test_stopping_on_selection_lands_on_the_truths_selection_in_no_more_points(model, input_ids, truth):
+    """The selection rule stops on what selection consumes (shares, consistency, the selected set, settled
+    from one round to the next), not the completeness gap: within the tolerance of the truth's shares, the
+    truth's selection, never more points than holding the gap too, and never on the initial grid alone."""
+    length = TARGETS[-1] + 1
+    index = _segment_index(length)
+    true_shares, true_consistency = segment_shares_and_consistency(truth.numpy()[:length].astype(float), index)
+    for tolerance in (0.05, 0.02):
+        rounds = []
+        on_selection, stopped = integrated_gradients(
+            model, input_ids, TARGETS, tolerance=tolerance, segments=SEGMENTS, stopping="selection", selects=_top_two,
+            return_completeness=True, on_refinement=lambda _estimate, c, rounds=rounds: rounds.append(c),
+        )
+        _, held_to_gap = integrated_gradients(
+            model, input_ids, TARGETS, tolerance=tolerance, segments=SEGMENTS, stopping="completeness", selects=_top_two,
+            return_completeness=True,
+        )
+        shares, consistency = segment_shares_and_consistency(on_selection.numpy()[:length].astype(float), index)
+        assert stopped.converged and stopped.selection_stable and len(rounds) >= 2 and stopped.steps > 9
+        assert stopped.steps <= held_to_gap.steps
+        assert np.abs(shares - true_shares).sum() <= tolerance
+        assert _top_two(shares, consistency) == _top_two(true_shares, true_consistency)
+        assert not np.isnan(stopped.relative_gap)  # still reported
+    with pytest.raises(ValueError, match="stopping must be one of selection, completeness"):
+        integrated_gradients(model, input_ids, TARGETS, tolerance=0.02, stopping="gap")
+
+
+def test_an_unsettled_selection_keeps_the_refinement_going(model, input_ids):
+    """A selection that never agrees between the two rules (it changes on every call) never converges."""
+    calls = iter(range(10**6))
+    _, completeness = integrated_gradients(
+        model, input_ids, TARGETS, tolerance=0.05, max_steps=41, segments=SEGMENTS, stopping="selection",
+        selects=lambda _shares, _consistency: next(calls), return_completeness=True,
+    )
+    assert not completeness.converged and completeness.selection_stable is False and completeness.steps > 33
+
+
 def test_refinement_stops_at_max_steps_and_says_it_did_not_converge(model, input_ids):
     attributions, completeness = integrated_gradients(model, input_ids, TARGETS, tolerance=1e-6, max_steps=21, return_completeness=True)
     assert not completeness.converged and completeness.steps <= 21

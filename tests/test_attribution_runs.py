@@ -8,7 +8,7 @@ import pytest
 import tracesieve.attribution.driver as attribution  # where attribute_traces looks integrated_gradients up
 from tests.conftest import tiny_world_params
 from tracesieve.attribution import attribute_traces, attribution_summary, quality_line
-from tracesieve.config import AttributionConfig, SegmentationConfig, WorldConfig
+from tracesieve.config import AttributionConfig, SegmentationConfig, SelectionConfig, WorldConfig
 from tracesieve.modeling import build_llama
 from tracesieve.result_store import ResultStore
 from tracesieve.segmentation import segment_traces
@@ -108,12 +108,29 @@ def test_unconverged_traces_follow_the_policy_and_are_counted(world):
 def test_default_refinement_converges_on_world_traces_and_says_so(world):
     traces, tokenizer, model = world
     segments = segment_traces(traces, tokenizer, SegmentationConfig())
-    run = attribute_traces(traces, model, tokenizer, AttributionConfig(), segments=segments)
+    run = attribute_traces(traces, model, tokenizer, AttributionConfig(), segments=segments, selection=SelectionConfig())
     assert len(run.attributions) + len(run.rejects) == len(traces)
-    assert run.attributions["converged"].all() and (run.attributions["completeness_gap"] <= 0.02).all()
-    assert (run.attributions["share_error"] <= 0.02).all() and run.attributions["steps"].min() >= 9
+    # The default stops on what selection reads: the gap is held to the attributions' L1 mass, and reported.
+    assert run.attributions["converged"].all() and (run.attributions["mass_gap"] <= 0.02).all()
+    assert (run.attributions["share_error"] <= 0.02).all() and run.attributions["steps"].min() > 9
+    assert run.attributions["completeness_gap"].notna().all()
     line = quality_line(run.diagnostics, AttributionConfig())
     assert line.startswith("Attribution quality (tolerance 0.02, at most 512 points): ") and "worst: world-traces-" in line
+    held_to_gap = attribute_traces(traces, model, tokenizer, AttributionConfig(stopping="completeness"), segments=segments)
+    assert held_to_gap.attributions["converged"].all() and (held_to_gap.attributions["completeness_gap"] <= 0.02).all()
+
+
+def test_stored_results_under_selection_stopping_depend_on_the_selection_settings(world, tmp_path):
+    """Where refinement stops on the selection, other selection settings are another result; held to the
+    completeness gap, the same result serves every selection."""
+    traces, tokenizer, model = world
+    head = traces.head(2)
+    segments = segment_traces(head, tokenizer, SegmentationConfig())
+    store = ResultStore(tmp_path)
+    for config, recomputed in ((AttributionConfig(), 2), (AttributionConfig(stopping="completeness"), 2)):
+        assert attribute_traces(head, model, tokenizer, config, store, segments, SelectionConfig()).computed == 2
+        again = attribute_traces(head, model, tokenizer, config, store, segments, SelectionConfig(tau=0.5))
+        assert again.computed == (recomputed if config.stopping == "selection" else 0)
 
 
 def test_stored_refined_results_depend_on_the_segments(world, tmp_path):

@@ -20,6 +20,9 @@ BASELINES = ("pad", "zero")
 DEFAULT_STEPS = 16  # gradient points of a fixed budget
 DEFAULT_TOLERANCE = 0.02  # completeness gap, share and consistency errors the refinement stops at
 DEFAULT_MAX_STEPS = 512  # the most gradient points one trace may use when refining
+# What the refinement waits for (attribution/engine.py): ``selection``, the segment shares, consistencies and
+# the selected set; ``completeness``, those and the completeness gap too.
+STOPPING_RULES = ("selection", "completeness")
 UNCONVERGED_POLICIES = ("use", "skip", "fail")
 LONG_TRACE_POLICIES = ("skip", "fail")
 

@@ -37,6 +37,7 @@ from tracesieve.choices import (
     SCORER_STRATEGIES,
     SCORERS,
     SEGMENTATION_METHODS,
+    STOPPING_RULES,
     STRATEGIES,
     THRESHOLD_RULES,
     UNCONVERGED_POLICIES,
@@ -154,6 +155,11 @@ class AttributionConfig(_Config):
         "null: a fixed budget of steps (and, for fixed rules, the gap the converged flag is held to)",
     )
     max_steps: int = Field(DEFAULT_MAX_STEPS, ge=9, description="with tolerance: the most gradient points one trace may use")
+    stopping: Literal[STOPPING_RULES] = Field(
+        "selection",
+        description="with tolerance: selection stops once the segment shares, consistencies and the selections of "
+        "selection.strategies are settled (the completeness gap is reported); completeness also holds the gap to the tolerance",
+    )
     unconverged_policy: Literal[UNCONVERGED_POLICIES] = Field(
         "skip", description="a trace not converged within max_steps: use it anyway, skip it into attribution_rejects, or stop"
     )

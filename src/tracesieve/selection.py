@@ -288,18 +288,11 @@ def select_loss_segments(segment_metrics: pd.DataFrame, config: SelectionConfig)
     rows = []
     for trace_id, trace in segment_metrics.groupby("trace_id", sort=False):
         trace = trace.sort_values("segment_index")
-        selected: dict[str, list[int]] = {}
-        for strategy in config.strategies:
-            if strategy in ("paper_authors", "random_matched"):
-                selected["paper_authors"] = select_segments(trace, config.tau, config.beta, AUTHORS_ALWAYS_KEEP, strategy="paper")
-            elif strategy == "position":
-                selected[strategy] = sorted(_always_kept(len(trace), AUTHORS_ALWAYS_KEEP))
-            elif strategy == "share_floor":
-                selected[strategy] = select_share_floor(trace, config.share_floor)
-            elif strategy != "random":
-                selected[strategy] = select_segments(trace, config.tau, config.beta, config.always_keep, strategy=strategy)
+        selected = attribution_selections(trace, config)
+        if "position" in config.strategies:
+            selected["position"] = sorted(_always_kept(len(trace), AUTHORS_ALWAYS_KEEP))
         if "random" in config.strategies:
-            paper = selected["paper"] if "paper" in selected else select_segments(trace, config.tau, config.beta, config.always_keep)
+            paper = selected["paper"]
             selected["random"] = select_random_segments(
                 trace, paper_token_budget(trace, paper), seed=trace_seed(config.seed, str(trace_id)), always_keep=config.always_keep
             )
@@ -310,6 +303,31 @@ def select_loss_segments(segment_metrics: pd.DataFrame, config: SelectionConfig)
             )
         rows.extend(selection_row(trace, strategy, selected[strategy]) for strategy in config.strategies)
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+
+
+def attribution_selections(trace: pd.DataFrame, config: SelectionConfig) -> dict[str, list[int]]:
+    """The selections of one trace that read its attributions, by strategy: each of ``config.strategies`` that
+    ranks or filters segments by strength share or consistency, plus the ones a random control's token budget
+    is drawn from (``paper`` for ``random``, ``paper_authors`` for ``random_matched``).
+
+    The random controls follow from these selections and their own seeds, and ``position`` from the segment
+    count alone, so two attributions that agree here give the same selection table: this is the selected set
+    the attribution's ``stopping: selection`` rule waits to settle.
+    """
+    strategies = set(config.strategies)
+    if "random" in strategies:
+        strategies.add("paper")
+    if "random_matched" in strategies:
+        strategies.add("paper_authors")
+    selected: dict[str, list[int]] = {}
+    for strategy in sorted(strategies - {"random", "random_matched", "position"}):
+        if strategy == "paper_authors":
+            selected[strategy] = select_segments(trace, config.tau, config.beta, AUTHORS_ALWAYS_KEEP, strategy="paper")
+        elif strategy == "share_floor":
+            selected[strategy] = select_share_floor(trace, config.share_floor)
+        else:
+            selected[strategy] = select_segments(trace, config.tau, config.beta, config.always_keep, strategy=strategy)
+    return selected
 
 
 def selection_row(trace: pd.DataFrame, strategy: str, selected: Sequence[int]) -> dict:

@@ -17,9 +17,10 @@ from tracesieve.attribution.engine import integrated_gradients
 from tracesieve.content_keys import content_key, trace_key
 from tracesieve.rendering import encode_example
 from tracesieve.result_store import ResultStore, ResumableResult
+from tracesieve.selection import attribution_selections
 
 if TYPE_CHECKING:  # the schemas are at the edge; this only reads the settings' fields
-    from tracesieve.config import AttributionConfig
+    from tracesieve.config import AttributionConfig, SelectionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ TOKEN_ATTRIBUTION_COLUMNS = [
     "baseline_score",
     "attribution_sum",
     "completeness_gap",
+    "mass_gap",  # refinement: the gap over the attributions' L1 mass (what stopping: selection holds)
     "steps",  # gradient points used
     "converged",
     "share_error",  # refinement's estimated L1 error of the segment strength shares (NaN: fixed rule)
@@ -47,7 +49,9 @@ ATTRIBUTION_REJECT_COLUMNS = ["trace_id", "kind", "reason"]
 
 # The AttributionConfig fields integrated_gradients reads; max_tokens, long_trace_policy and
 # unconverged_policy only decide which traces are kept, device and dtype act through the model.
-ENGINE_SETTINGS = ("tolerance", "max_steps", "steps", "method", "baseline", "batch_size", "gradient_checkpointing")
+ENGINE_SETTINGS = ("tolerance", "max_steps", "stopping", "steps", "method", "baseline", "batch_size", "gradient_checkpointing")
+# The SelectionConfig fields a selection read from attributions depends on (``stopping: selection`` waits for it).
+SELECTION_SETTINGS = ("tau", "beta", "always_keep", "strategies", "share_floor")
 
 
 @dataclass(kw_only=True)
@@ -66,12 +70,15 @@ def attribute_traces(
     config: AttributionConfig,
     store: ResultStore | None = None,
     segments: pd.DataFrame | None = None,
+    selection: SelectionConfig | None = None,
 ) -> AttributionRun:
     """Attribute every trace of a ``traces`` table; finished traces are saved to and reused from ``store``.
 
     ``segments`` (the segmentation table): with a tolerance, refinement checks the strength shares and
     consistency of these segments, the quantities selection reads; without it, every token counts as its own
-    segment (stricter). Each trace ends up attributed or rejected with its reason: ``too_long`` (over
+    segment (stricter). ``selection``: under ``stopping: selection``, the refinement also waits until these
+    settings select the same segments from the estimate as from the coarser rule beside it (without it, the
+    shares and consistencies alone). Each trace ends up attributed or rejected with its reason: ``too_long`` (over
     ``max_tokens``, under ``long_trace_policy: skip``), ``no_answer_tokens``, ``non_finite`` (NaN or infinite
     attributions) or ``unconverged`` (not within the tolerance in ``max_steps`` points, under
     ``unconverged_policy: skip``).
@@ -79,6 +86,9 @@ def attribute_traces(
     device = model.get_input_embeddings().weight.device
     # The engine's settings, the model's dtype and device: what changes a trace's attributions besides the trace.
     engine = config.model_dump(include=set(ENGINE_SETTINGS))
+    waits_for_selection = config.refines and config.stopping == "selection" and selection is not None and segments is not None
+    if waits_for_selection:  # where the refinement stops then depends on what selection selects
+        engine["selection"] = selection.model_dump(include=set(SELECTION_SETTINGS))
     fingerprint = content_key({**engine, "dtype": str(model.dtype), "device": device.type}, models=[model], tokenizers=[tokenizer])
     refine = config.refines
     spans = _segment_spans(segments) if refine and segments is not None else {}
@@ -120,6 +130,8 @@ def attribute_traces(
                 tolerance=config.tolerance,
                 max_steps=config.max_steps,
                 segments=spans.get(row.trace_id),
+                stopping=config.stopping,
+                selects=selection_check(selection, spans[row.trace_id]) if waits_for_selection else None,
                 baseline=config.baseline,
                 batch_size=config.batch_size,
                 gradient_checkpointing=config.gradient_checkpointing,
@@ -138,6 +150,7 @@ def attribute_traces(
                 "baseline_score": completeness.baseline_score,
                 "attribution_sum": completeness.attribution_sum,
                 "completeness_gap": completeness.relative_gap,
+                "mass_gap": completeness.mass_gap,
                 "steps": completeness.steps,
                 "converged": completeness.converged,
                 "share_error": completeness.share_error,
@@ -178,6 +191,23 @@ def attribute_traces(
     )
 
 
+def selection_check(selection: SelectionConfig, spans: list[tuple[int, int]]):
+    """For ``integrated_gradients(selects=...)``: the selections ``selection`` makes from one trace's segment
+    shares and consistencies (``spans``: its segments' token spans), as one comparable value; what the
+    refinement's ``stopping: selection`` waits to see settle."""
+    sizes = [end - start for start, end in spans]
+
+    def selects(shares: np.ndarray, consistency: np.ndarray) -> tuple:
+        metrics = pd.DataFrame({
+            "trace_id": "trace", "segment_index": range(len(sizes)), "n_tokens": sizes,
+            # Shares are strengths over their sum: the same ranking, and all 0 exactly when strengths are.
+            "strength": shares, "strength_share": shares, "consistency": consistency,
+        })
+        return tuple(sorted((strategy, tuple(chosen)) for strategy, chosen in attribution_selections(metrics, selection).items()))
+
+    return selects
+
+
 def _segment_spans(segments: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
     """Token spans of each trace's segments, in segment order."""
     ordered = segments.sort_values(["trace_id", "segment_index"], kind="stable")
@@ -188,7 +218,7 @@ def _segment_spans(segments: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
 
 
 DIAGNOSTIC_COLUMNS = [
-    "trace_id", "n_tokens", "target_score", "baseline_score", "attribution_sum", "completeness_gap",
+    "trace_id", "n_tokens", "target_score", "baseline_score", "attribution_sum", "completeness_gap", "mass_gap",
     "steps", "converged", "share_error", "consistency_error", "seconds",
 ]
 

@@ -24,11 +24,12 @@ What makes it fast and exact, unlike the authors' loop (docs/design.md, "Known d
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, overload
 
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from tracesieve.attribution.quadrature import quadrature
-from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE
+from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE, STOPPING_RULES
 from tracesieve.modeling import answer_score, input_gradient_mode
 from tracesieve.selection import segment_consistency, segment_strength, strength_shares
 
@@ -69,6 +70,13 @@ def relative_gap(attribution_sum: float, difference: float, attributions: np.nda
     return abs(attribution_sum - difference) / completeness_scale(difference, attributions)
 
 
+def mass_gap(attribution_sum: float, difference: float, attributions: np.ndarray) -> float:
+    """The completeness gap |sum(a) - (f(x) - f(x'))| over the attributions' L1 mass: since the gap is at most
+    the L1 error of a, this bounds from below the relative error of what segment strengths and shares are
+    made of (``relative_gap`` divides by |f(x) - f(x')|, which cancellations can make far smaller)."""
+    return abs(attribution_sum - difference) / max(float(np.abs(attributions).sum()), 1e-30)
+
+
 @dataclass(frozen=True)
 class Completeness:
     """How well the attributions add up: ``sum(a)`` against ``f(x) - f(x')``."""
@@ -82,6 +90,13 @@ class Completeness:
     # share-weighted error of segment consistency, from the last refinement (see _refine_to_tolerance).
     share_error: float = math.nan
     consistency_error: float = math.nan
+    # With a selection to check (``selects``): whether the estimate and the coarser rule select the same.
+    selection_stable: bool | None = None
+    mass_gap: float = math.nan  # refinement only: the gap over the attributions' L1 mass (``mass_gap``)
+    # Refinement only: how far the shares moved from the previous round (L1; NaN in the first), and whether
+    # the selection is the previous round's (None without ``selects``, False in the first round).
+    share_change: float = math.nan
+    selection_settled: bool | None = None
 
     @property
     def absolute_gap(self) -> float:
@@ -104,6 +119,8 @@ def integrated_gradients(
     tolerance: float | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     segments: Sequence[tuple[int, int]] | None = None,
+    stopping: Literal["completeness", "selection"] = "completeness",
+    selects: Callable[[np.ndarray, np.ndarray], Hashable] | None = None,
     baseline: str | int = "pad",
     batch_size: int | None = None,
     gradient_checkpointing: bool = False,
@@ -123,6 +140,8 @@ def integrated_gradients(
     tolerance: float | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     segments: Sequence[tuple[int, int]] | None = None,
+    stopping: Literal["completeness", "selection"] = "completeness",
+    selects: Callable[[np.ndarray, np.ndarray], Hashable] | None = None,
     baseline: str | int = "pad",
     batch_size: int | None = None,
     gradient_checkpointing: bool = False,
@@ -141,6 +160,8 @@ def integrated_gradients(
     tolerance: float | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     segments: Sequence[tuple[int, int]] | None = None,
+    stopping: Literal["completeness", "selection"] = "completeness",
+    selects: Callable[[np.ndarray, np.ndarray], Hashable] | None = None,
     baseline: str | int = "pad",
     batch_size: int | None = None,
     gradient_checkpointing: bool = False,
@@ -157,7 +178,13 @@ def integrated_gradients(
       the segment strength shares and the share-weighted consistency error are all at most ``tolerance``,
       or ``max_steps`` gradient points are used (``Completeness.converged`` says which). ``segments``: token
       spans ``(start, end)`` of the segments selection will score; None treats every position as its own
-      segment (stricter). ``steps`` must then be None.
+      segment (stricter). ``steps`` must then be None. ``stopping="selection"`` stops on what selection
+      consumes alone: the share and consistency errors within the tolerance and, with ``selects`` (segment
+      strength shares, consistencies -> the selection they give, e.g. ``selection.attribution_selections``),
+      the same selection from the estimate and from the coarser rule beside it, all of it unchanged from the
+      previous round (shares within the tolerance in L1), and the gap within the tolerance of the
+      attributions' L1 mass (``mass_gap``) rather than of |f(x) - f(x')|; the relative completeness gap is
+      reported, not required (where attributions cancel, it stays large long after the shares are settled).
     - ``steps`` (16 when None): a fixed budget. ``method``: ``adaptive`` (``steps`` gradient points placed
       by ``steps + 1`` forward-only probes of f), one of captum's rules (``gausslegendre``,
       ``riemann_left/right/middle/trapezoid``) or ``authors_linspace``, the authors' exact scheme (see
@@ -171,6 +198,8 @@ def integrated_gradients(
     benchmark reads them that way). The model's train/eval mode and ``requires_grad`` flags are restored.
     """
     refine = method == "adaptive" and tolerance is not None
+    if stopping not in STOPPING_RULES:
+        raise ValueError(f"stopping must be one of {', '.join(STOPPING_RULES)}, got {stopping!r}")
     if tolerance is not None and not 0 < tolerance < 1:
         raise ValueError(f"tolerance must lie in (0, 1), got {tolerance}")
     if refine:
@@ -230,7 +259,9 @@ def integrated_gradients(
             return np.concatenate(integrands), np.concatenate(values)
 
         if refine:
-            scores_np, completeness = _refine_to_tolerance(path_gradients, tolerance, max_steps, batch_size, segment_of, on_refinement)
+            scores_np, completeness = _refine_to_tolerance(
+                path_gradients, tolerance, max_steps, batch_size, segment_of, on_refinement, stopping=stopping, selects=selects
+            )
             scores = torch.as_tensor(scores_np, dtype=torch.float32)
         else:
             if method == "adaptive":
@@ -250,6 +281,29 @@ def integrated_gradients(
     if not return_completeness:
         return attributions
     return attributions, completeness
+
+
+def rules_met(completeness: Completeness, tolerance: float) -> tuple[str, ...]:
+    """The stopping rules (``STOPPING_RULES``) one refinement round meets at ``tolerance``. The refinement
+    stops when its own rule is met; a tight run's rounds, read through this, show where any rule at any looser
+    tolerance would have stopped (the rounds never depend on either).
+
+    Both need the share and consistency errors (S against T) within the tolerance. ``completeness`` adds the
+    relative completeness gap. ``selection`` adds what S against T cannot see, a part of the path the grid has
+    not resolved yet (on the initial grid S and T often agree while both miss it): the selection the same
+    from S as from T and as in the previous round, the shares within the tolerance of the previous round's,
+    and the missing mass small against the attributions' L1 mass (``mass_gap``).
+    """
+    c = completeness
+    errors_within = c.share_error <= tolerance and c.consistency_error <= tolerance
+    # Where f(x) = f(x') the relative gap has no scale and the refinement measures it against the L1 mass.
+    gap = c.mass_gap if math.isnan(c.relative_gap) else c.relative_gap
+    met = {
+        "completeness": errors_within and gap <= tolerance,
+        "selection": errors_within and c.selection_stable is not False and c.selection_settled is not False
+        and c.share_change <= tolerance and c.mass_gap <= tolerance,
+    }
+    return tuple(rule for rule in STOPPING_RULES if met[rule])
 
 
 def _fixed_rule_completeness(target: float, baseline_value: float, attribution_sum: float, points: int, tolerance) -> Completeness:
@@ -284,7 +338,10 @@ def segment_shares_and_consistency(attributions: np.ndarray, segment_of: np.ndar
     return strength_shares(segment_strength(absolute, sizes)), segment_consistency(signed, absolute)
 
 
-def _refine_to_tolerance(path_gradients, tolerance: float, max_steps: int, batch_size: int, segment_of: np.ndarray, on_refinement=None):
+def _refine_to_tolerance(
+    path_gradients, tolerance: float, max_steps: int, batch_size: int, segment_of: np.ndarray, on_refinement=None,
+    *, stopping: str = "completeness", selects=None,
+):
     """Adaptive Simpson on [0, 1] for the vector integrand delta . df/dx, with error control per panel.
 
     Each panel [a, b] holds a, its midpoint m and b. Its Simpson estimate S = h/6 (g_a + 4 g_m + g_b) is what
@@ -293,13 +350,19 @@ def _refine_to_tolerance(path_gradients, tolerance: float, max_steps: int, batch
     stable under refinement. Since every point also gives f, the scalar integral over a panel is known
     exactly, f(b) - f(a): the panel's completeness gap is a second, exact error indicator. Panels are
     bisected largest-indicator first (each bisection costs two points, and every earlier point is reused)
-    until the whole estimate passes the tolerance checks or ``max_steps`` is reached.
+    until the whole estimate passes the tolerance checks or ``max_steps`` is reached. Which checks: the
+    share and consistency errors always; under ``stopping="completeness"`` the relative completeness gap;
+    under ``stopping="selection"`` instead, the selection ``selects`` gives from S against the one from T
+    (with ``selects``), the shares (L1) and the selection against the previous round's, and the gap relative
+    to the attributions' L1 mass (``mass_gap``). The bisection order never depends
+    on which checks stop it, so every rule passes through the same rounds.
     """
     initial = np.linspace(0.0, 1.0, 2 * INITIAL_PANELS + 1)
     integrands, values = path_gradients(initial)
     points = {float(alpha): (integrand, float(value)) for alpha, integrand, value in zip(initial, integrands, values, strict=True)}
     panels = [(float(initial[2 * k]), float(initial[2 * k + 2])) for k in range(INITIAL_PANELS)]
     difference = points[1.0][1] - points[0.0][1]
+    previous = None  # the last round's shares and selection (stopping="selection")
     while True:
         simpson, trapezoid, panel_gaps = [], [], []
         for a, b in panels:
@@ -310,16 +373,21 @@ def _refine_to_tolerance(path_gradients, tolerance: float, max_steps: int, batch
             panel_gaps.append(abs(simpson[-1].sum() - (f_b - f_a)))
         estimate, coarser = np.sum(simpson, axis=0), np.sum(trapezoid, axis=0)
         scale = completeness_scale(difference, estimate)
-        gap = relative_gap(float(estimate.sum()), difference, estimate)
         shares, consistency = segment_shares_and_consistency(estimate, segment_of)
         coarser_shares, coarser_consistency = segment_shares_and_consistency(coarser, segment_of)
-        share_error = float(np.abs(shares - coarser_shares).sum())
-        consistency_error = float((shares * np.abs(consistency - coarser_consistency)).sum())
-        converged = gap <= tolerance and share_error <= tolerance and consistency_error <= tolerance
+        selected = None if selects is None else selects(shares, consistency)
         completeness = Completeness(
-            points[1.0][1], points[0.0][1], float(estimate.sum()), steps=len(points), converged=bool(converged),
-            share_error=share_error, consistency_error=consistency_error,
+            points[1.0][1], points[0.0][1], float(estimate.sum()), steps=len(points),
+            share_error=float(np.abs(shares - coarser_shares).sum()),
+            consistency_error=float((shares * np.abs(consistency - coarser_consistency)).sum()),
+            selection_stable=None if selects is None else bool(selected == selects(coarser_shares, coarser_consistency)),
+            mass_gap=mass_gap(float(estimate.sum()), difference, estimate),
+            share_change=math.nan if previous is None else float(np.abs(shares - previous[0]).sum()),
+            selection_settled=None if selects is None else previous is not None and selected == previous[1],
         )
+        previous = (shares, selected)
+        converged = stopping in rules_met(completeness, tolerance)
+        completeness = dataclasses.replace(completeness, converged=converged)
         if on_refinement is not None:
             on_refinement(estimate, completeness)
         budget = (max_steps - len(points)) // 2  # panels that can still be bisected

@@ -62,13 +62,14 @@ def main(argv: list[str] | None = None) -> None:
         model = catalog.load("teacher.model")
         tokenizer = catalog.load("tokenizer")
         segments = segment_traces(traces, tokenizer, catalog.load("params:segmentation"))
+        selection = catalog.load("params:selection")
         store = ResultStore(args.store) if args.store else catalog.load("attribution_store")
     # Accelerate names this process's device: its own GPU under a multi-GPU launch, else the CPU.
     device = state.device if config.device == "auto" else resolve_device(config.device)
     model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
     mine = shard(traces, state.process_index, state.num_processes)
     logger.info("Process %d of %d: %d of %d traces on %s", state.process_index, state.num_processes, len(mine), len(traces), device)
-    run = attribute_traces(mine, model, tokenizer, config, store, segments)
+    run = attribute_traces(mine, model, tokenizer, config, store, segments, selection)
     print(
         f"shard {state.process_index}/{state.num_processes}: {len(run.attributions)} attributed "
         f"({run.resumed} resumed, {run.computed} computed), {len(run.rejects)} rejected",

@@ -10,7 +10,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 attribute_trace_tokens,
-                inputs=["traces", "teacher.model", "tokenizer", "segments", "params:attribution", "attribution_store"],
+                inputs=["traces", "teacher.model", "tokenizer", "segments", "params:attribution", "attribution_store",
+                        "params:selection"],
                 outputs=["token_attributions", "attribution_rejects", "attribution_diagnostics", "attribution_metrics"],
                 name="attribute_trace_tokens",
             )
