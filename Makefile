@@ -45,12 +45,15 @@ real-cpu: setup
 	$(BIN)/python -m tracesieve.launch.smollm2
 	$(BIN)/kedro run --env real_cpu $(ARGS)
 
+# Two workers (pytest-xdist), each test file on one of them: most of an end-to-end test is process start-up,
+# imports and disk, one core's work, so two files at once use both cores. WORKERS=0 runs in one process.
+WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(ARGS)
 
 # The quick suite (goal: 2 minutes here): every module, no kedro run subprocess, no model trained end to end.
 test-fast: setup
-	$(BIN)/python -m pytest -m "not e2e and not train and not browser" $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadfile -m "not e2e and not train and not browser" $(ARGS)
 
 # A parameter sweep, one kedro run per value, lined up in MLflow (tags.sweep); a stopped sweep continues
 # where it stopped. After `--`: arguments for every kedro run. Table and figure in data/08_reporting/sweeps/.

@@ -37,11 +37,18 @@ def project(tmp_path_factory):
     return root, env
 
 
-@pytest.mark.e2e
-def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
+@pytest.fixture(scope="module")
+def ran(project):
+    """The copy after its default `kedro run`, made once for the module: the tests below read what it wrote."""
     root, env = project
     result = subprocess.run([str(BIN / "kedro"), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root, env
+
+
+@pytest.mark.e2e
+def test_kedro_run_logs_one_mlflow_run_with_every_stage(ran):
+    root, env = ran
     assert (root / "data/01_raw/world_traces.jsonl").is_file()
     assert (root / "data/06_models/teacher/model.safetensors").is_file()
 
@@ -206,13 +213,11 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(project):
 
 
 @pytest.mark.e2e
-def test_exploration_notebook_runs_headless_on_the_last_run(project, monkeypatch):
+def test_exploration_notebook_runs_headless_on_the_last_run(ran, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    root, env = project
-    if not (root / "data/08_reporting/model_comparison.csv").is_file():
-        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    root, env = ran
     monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
     notebook = nbformat.read(root / "notebooks" / "explore.ipynb", as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(root / "notebooks")}}).execute()
@@ -249,16 +254,14 @@ def test_kedro_viz_build_shows_the_pipelines(project):
 
 
 @pytest.mark.e2e
-def test_attribution_sharded_over_two_processes_equals_the_single_process_run(project):
+def test_attribution_sharded_over_two_processes_equals_the_single_process_run(ran):
     """2 CPU processes (torchrun, gloo, through Accelerate's PartialState): disjoint shards whose union the
     Kedro stage reads back. (On CPU, `accelerate launch` starts one process unless MPI is set up; on GPUs,
     `accelerate launch --multi_gpu` runs this same torchrun launch.)"""
     import pandas as pd
 
-    root, env = project
+    root, env = ran
     single_path = root / "data/03_primary/token_attributions.parquet"
-    if not single_path.is_file():
-        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
     single = pd.read_parquet(single_path).set_index("trace_id")
     # An environment whose only change is a fresh attribution store, so the shards compute every trace.
     (root / "conf" / "sharded").mkdir(exist_ok=True)
@@ -291,13 +294,11 @@ def test_attribution_sharded_over_two_processes_equals_the_single_process_run(pr
 
 
 @pytest.mark.e2e
-def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_result(project):
+def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_result(ran):
     """torchrun with 2 CPU processes (gloo): the Trainer's Accelerate integration wraps the model in DDP, each
     process takes half of the global batch, rank 0 checkpoints; `kedro run` then loads that finished run.
     LeaF's distillation (its own Trainer subclass, teacher on every rank) launches the same way."""
-    root, env = project
-    if not (root / "data/05_model_input/selections.parquet").is_file():
-        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    root, env = ran
     (root / "conf" / "ddp").mkdir(exist_ok=True)
     checkpoints = root / "data/06_models/ddp_checkpoints"  # fresh: nothing finished yet under any key
     fine_tuning = {"max_steps": 6, "batch_size": 4, "save_steps": 3, "logging_steps": 1, "checkpoint_dir": str(checkpoints)}
@@ -333,12 +334,10 @@ def test_fine_tuning_trains_with_ddp_over_two_processes_and_kedro_loads_the_resu
 
 
 @pytest.mark.e2e
-def test_a_sweep_runs_once_per_value_lines_its_runs_up_and_continues_where_it_stopped(project):
+def test_a_sweep_runs_once_per_value_lines_its_runs_up_and_continues_where_it_stopped(ran):
     """`make sweep`'s launcher over tau, downstream of selection: one tagged parent run per value, each with
     its variants' children, a table and a figure; the same command again finds every point finished."""
-    root, env = project
-    if not (root / "data/05_model_input/selections.parquet").is_file():
-        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
+    root, env = ran
     command = [sys.executable, "-m", "tracesieve.launch.sweep", "selection.tau=0.5,0.9", "--", "--from-nodes", "select_loss_segments"]
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -365,17 +364,15 @@ def test_a_sweep_runs_once_per_value_lines_its_runs_up_and_continues_where_it_st
 @pytest.mark.e2e
 @pytest.mark.browser
 @needs_browser
-def test_the_mlflow_ui_shows_the_run_with_its_variants_comparable(project, browser):
+def test_the_mlflow_ui_shows_the_run_with_its_variants_comparable(ran, browser):
     """The MLflow UI in headless Chromium, on the project's store: the Model training view lists the kedro
     run with its children to expand, and the compare view lines the variants up by metric and param."""
     from selenium.webdriver.common.by import By
 
-    root, env = project
+    root, env = ran
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     default_runs = mlflow.search_runs(experiment_names=["tracesieve"], filter_string="tags.pipeline = '__default__'", output_format="list")
     parents = [run for run in default_runs if "mlflow.parentRunId" not in run.data.tags and "sweep" not in run.data.tags]
-    if not parents:
-        pytest.skip("needs the kedro run of test_kedro_run_logs_one_mlflow_run_with_every_stage")
     parent = parents[-1]  # the first default run: every variant trained and graded
     children = tracking.variant_runs(parent.info.run_id)
     port = 5157

