@@ -19,14 +19,18 @@ from tracesieve import tracking
 BIN = Path(sys.executable).parent
 
 
-def _parent_runs(store: Path) -> list:
-    """The store's kedro runs, newest first; none while the run's own process has not made the store yet."""
-    if not store.is_file():  # never created from here: the run's process owns the store
+def _create_store(uri: str) -> None:
+    """Make the MLflow store, schema and all, before any run starts: a run's process migrating a new SQLite
+    store while this one reads it (and so migrates it too) fails one of the two migrations."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.search_experiments()
+
+
+def _parent_runs() -> list:
+    """The store's kedro runs, newest first (none before the run has made its experiment)."""
+    if mlflow.get_experiment_by_name("tracesieve") is None:
         return []
-    try:
-        runs = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["attributes.start_time DESC"], output_format="list")
-    except Exception:  # noqa: BLE001 - the run's process may still be migrating the store's schema
-        return []
+    runs = mlflow.search_runs(experiment_names=["tracesieve"], order_by=["attributes.start_time DESC"], output_format="list")
     return [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
 
 
@@ -37,7 +41,7 @@ def _run_and_kill(root: Path, env: dict, ready, number: int) -> str:
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
-            runs = _parent_runs(root / "mlflow.db")
+            runs = _parent_runs()
             if len(runs) == number and ready(runs[0]):
                 time.sleep(5)  # into the teacher's training, the node after the tokenizer
                 break
@@ -60,7 +64,7 @@ def test_a_killed_kedro_run_ends_its_mlflow_run_as_killed_and_its_rerun_is_tagge
     (tmp_path / "conf" / "local" / "parameters_world.yml").write_text(yaml.safe_dump({"world": params}))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "KEDRO_DISABLE_TELEMETRY": "1"}
-    mlflow.set_tracking_uri(uri)
+    _create_store(uri)
     # Killed once the tokenizer node has finished (its timing is in MLflow) and the teacher trains.
     output = _run_and_kill(tmp_path, env, lambda run: "node_seconds.build_world_tokenizer" in run.data.metrics, number=1)
     run = tracking.latest_kedro_run()
