@@ -110,14 +110,14 @@ def test_default_refinement_converges_on_world_traces_and_says_so(world):
     segments = segment_traces(traces, tokenizer, SegmentationConfig())
     run = attribute_traces(traces, model, tokenizer, AttributionConfig(), segments=segments, selection=SelectionConfig())
     assert len(run.attributions) + len(run.rejects) == len(traces)
-    # The default stops on what selection reads: the gap is held to the attributions' L1 mass, and reported.
-    assert run.attributions["converged"].all() and (run.attributions["mass_gap"] <= 0.02).all()
-    assert (run.attributions["share_error"] <= 0.02).all() and run.attributions["steps"].min() > 9
-    assert run.attributions["completeness_gap"].notna().all()
+    assert run.attributions["converged"].all() and (run.attributions["completeness_gap"] <= 0.02).all()
+    assert (run.attributions["share_error"] <= 0.02).all() and run.attributions["steps"].min() >= 9
     line = quality_line(run.diagnostics, AttributionConfig())
     assert line.startswith("Attribution quality (tolerance 0.02, at most 512 points): ") and "worst: world-traces-" in line
-    held_to_gap = attribute_traces(traces, model, tokenizer, AttributionConfig(stopping="completeness"), segments=segments)
-    assert held_to_gap.attributions["converged"].all() and (held_to_gap.attributions["completeness_gap"] <= 0.02).all()
+    # Stopping on the selection: the gap is held to the attributions' L1 mass instead, and still reported.
+    on_selection = attribute_traces(traces, model, tokenizer, AttributionConfig(stopping="selection"), segments=segments, selection=SelectionConfig())
+    assert on_selection.attributions["converged"].all() and (on_selection.attributions["mass_gap"] <= 0.02).all()
+    assert on_selection.attributions["steps"].min() > 9 and on_selection.attributions["completeness_gap"].notna().all()
 
 
 def test_stored_results_under_selection_stopping_depend_on_the_selection_settings(world, tmp_path):
@@ -127,7 +127,7 @@ def test_stored_results_under_selection_stopping_depend_on_the_selection_setting
     head = traces.head(2)
     segments = segment_traces(head, tokenizer, SegmentationConfig())
     store = ResultStore(tmp_path)
-    for config, recomputed in ((AttributionConfig(), 2), (AttributionConfig(stopping="completeness"), 2)):
+    for config, recomputed in ((AttributionConfig(stopping="selection"), 2), (AttributionConfig(stopping="completeness"), 2)):
         assert attribute_traces(head, model, tokenizer, config, store, segments, SelectionConfig()).computed == 2
         again = attribute_traces(head, model, tokenizer, config, store, segments, SelectionConfig(tau=0.5))
         assert again.computed == (recomputed if config.stopping == "selection" else 0)

@@ -156,9 +156,10 @@ class AttributionConfig(_Config):
     )
     max_steps: int = Field(DEFAULT_MAX_STEPS, ge=9, description="with tolerance: the most gradient points one trace may use")
     stopping: Literal[STOPPING_RULES] = Field(
-        "selection",
-        description="with tolerance: selection stops once the segment shares, consistencies and the selections of "
-        "selection.strategies are settled (the completeness gap is reported); completeness also holds the gap to the tolerance",
+        "completeness",
+        description="with tolerance: completeness holds the share and consistency errors and the relative completeness gap "
+        "to the tolerance; selection waits instead for the selections of selection.strategies to settle, the shares to hold "
+        "from one round to the next and the gap to be small against the attributions' L1 mass (ig_convergence.json compares them)",
     )
     unconverged_policy: Literal[UNCONVERGED_POLICIES] = Field(
         "skip", description="a trace not converged within max_steps: use it anyway, skip it into attribution_rejects, or stop"

@@ -13,8 +13,8 @@ def test_traces_are_attributed_once_and_served_from_the_store_on_a_rerun(tiny_wo
     model = build_llama(tokenizer, hidden_size=16, num_layers=1, num_heads=2, intermediate_size=32, max_positions=512, seed=0)
     segments = segment_traces(traces, tokenizer, SegmentationConfig())
     inputs = {"traces": traces, "teacher.model": model, "tokenizer": tokenizer, "segments": segments, "attribution_store": ResultStore(tmp_path)}
-    # The default: refined to tolerance 0.02 on the segments, until the selection the run's settings make is settled.
-    parameters = {"attribution": {"max_tokens": 4096}, "selection": {"tau": 0.7}}
+    # Refined to tolerance 0.02 on the segments, until the selection the run's settings make is settled.
+    parameters = {"attribution": {"max_tokens": 4096, "stopping": "selection"}, "selection": {"tau": 0.7}}
     first = run_pipeline(create_pipeline(), inputs, parameters)
     table = first.load("token_attributions")
     rejects = first.load("attribution_rejects")
