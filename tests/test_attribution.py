@@ -137,8 +137,10 @@ def _top_two(shares: np.ndarray, _consistency: np.ndarray) -> tuple[int, ...]:
 
 def test_stopping_on_selection_lands_on_the_truths_selection_in_no_more_points(model, input_ids, truth):
     """The selection rule stops on what selection consumes (shares, consistency, the selected set, settled
-    from one round to the next), not the completeness gap: within the tolerance of the truth's shares, the
-    truth's selection, never more points than holding the gap too, and never on the initial grid alone."""
+    from one round to the next), not the relative completeness gap: within the tolerance of the truth's
+    shares, on the truth's selection, never on the initial grid alone, and on this rough path (f(x) - f(x')
+    far below the attributions' mass) in no more points than holding the relative gap too. On smoother paths
+    it can need more (benchmarks/results/ig_convergence.json)."""
     length = TARGETS[-1] + 1
     index = _segment_index(length)
     true_shares, true_consistency = segment_shares_and_consistency(truth.numpy()[:length].astype(float), index)
