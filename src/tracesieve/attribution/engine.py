@@ -31,7 +31,7 @@ import logging
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, overload
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -40,9 +40,6 @@ from tracesieve.attribution.quadrature import quadrature
 from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE, STOPPING_RULES
 from tracesieve.modeling import answer_score, input_gradient_mode
 from tracesieve.selection import segment_consistency, segment_strength, strength_shares
-
-if TYPE_CHECKING:  # the schemas are at the edge; this only reads the settings' fields
-    pass
 
 logger = logging.getLogger(__name__)
 

@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tracesieve.choices import METHODS, QUADRATURE_RULES
 
-if TYPE_CHECKING:  # the schemas are at the edge; this only reads the settings' fields
-    pass
-
 logger = logging.getLogger(__name__)
+
 
 def quadrature(method: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Points ``alpha`` in [0, 1] and weights of the rule; the weights of every rule sum to 1.

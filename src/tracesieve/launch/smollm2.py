@@ -88,6 +88,7 @@ def _prepare_locked(output_dir: Path, gguf_path: str | Path | None) -> Path:
     scratch.rename(output_dir)
     return output_dir
 
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
