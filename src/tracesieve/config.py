@@ -298,8 +298,15 @@ class FineTuningConfig(TrainingConfig):
     # <scorer>_top: a scorer's strongest segments (the scorer_selections table)
     strategies: dict[str, Literal[(*STRATEGIES, *SCORER_STRATEGIES, ORACLE_STRATEGY)]] = Field(
         default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
-        description="variant -> the selection strategy whose loss-mask spans it trains on",
+        description="variant -> the selection strategy whose loss-mask spans it trains on; entries given are added "
+        "to (or replace) DEFAULT_VARIANT_STRATEGIES",
     )
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _strategies_extend_the_defaults(cls, given):
+        # A run names only the variants it adds or changes: the defaults are written once, above.
+        return {**DEFAULT_VARIANT_STRATEGIES, **given} if isinstance(given, dict) else given
 
     @model_validator(mode="after")
     def _variants_have_strategies(self):

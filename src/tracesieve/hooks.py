@@ -24,15 +24,21 @@ logger = logging.getLogger(__name__)
 
 
 class RunConfigHooks:
-    """Hands the pipeline registry the config loader of each new context before Kedro first builds the
-    pipelines, so that an env's ``default_pipeline`` and ``fine_tuning.variants`` (read through Kedro's own
-    loader: same env, merge and ``--params`` as the run) shape what ``kedro run --env ENV`` runs."""
+    """Keeps the config loader of the session's context for ``pipeline_registry.register_pipelines``, which
+    Kedro calls without arguments after the context exists: so an env's ``default_pipeline`` and
+    ``fine_tuning.variants`` (read through Kedro's own loader: same env, merge and ``--params`` as the run)
+    shape what ``kedro run --env ENV`` runs. This loader is the only state the pipelines' wiring reads."""
+
+    def __init__(self):
+        self._loader = None
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
-        from tracesieve.pipelines import use_config_loader
+        self._loader = context.config_loader
 
-        use_config_loader(context.config_loader)
+    def parameters(self) -> dict | None:
+        """The current context's parameters as Kedro merges them; None before any context was created."""
+        return None if self._loader is None else self._loader["parameters"]
 
 
 class RunLockHooks:
@@ -294,10 +300,10 @@ def preflight_problems(pipeline, catalog) -> list[str]:
 def method_choice(pipeline, catalog, env: str) -> str | None:
     """For a run of both methods (``from_traces``) that cannot start: which models each method needs, which
     are there, and the command that runs the method whose inputs are all there. None for any other run."""
-    from tracesieve.pipelines import leaf_method, segment_method
+    from kedro.framework.project import pipelines  # as registered for this run's shape
 
     nodes = {node.name for node in pipeline.nodes}
-    methods = {"segment_method": segment_method.create_pipeline(), "leaf_method": leaf_method.create_pipeline()}
+    methods = {name: pipelines[name] for name in ("segment_method", "leaf_method")}
     if not all({node.name for node in method.nodes} <= nodes for method in methods.values()):
         return None
     lines, ready = [], []

@@ -28,6 +28,8 @@ from tracesieve.hooks import (  # noqa: E402
     RunLockHooks,
 )
 
-HOOKS = (RunConfigHooks(), RunLockHooks(), PreflightHooks(), NodeTimingHooks(), RunEndingHooks(), ConfigMlflowHook())
+# The run's config loader, for the pipeline registry (pipeline_registry.py says why it is kept).
+RUN_CONFIG = RunConfigHooks()
+HOOKS = (RUN_CONFIG, RunLockHooks(), PreflightHooks(), NodeTimingHooks(), RunEndingHooks(), ConfigMlflowHook())
 # kedro-mlflow's own instance is replaced by ConfigMlflowHook, which feeds it the validated parameter blocks.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)  # the distribution name as importlib.metadata spells it

@@ -14,7 +14,7 @@ def test_the_base_model_and_each_variant_are_graded_alike_and_compared():
     assert by_name["check_contamination"].inputs == ["eval_problems", "traces", "params:evaluation"]
     assert by_name["selective_sft.evaluate_model"].inputs[0] == "selective_sft.model"
     compare = by_name["compare_models"]
-    assert {"base.generations", "full_sft.training_log", "params:evaluation", "params:fine_tuning"} <= set(compare.inputs)
+    assert {"base.generations", "full_sft.training_log", "params:evaluation"} <= set(compare.inputs)
     assert compare.outputs == ["model_comparison", "comparison_metrics"]
 
 

@@ -53,12 +53,8 @@ def test_variants_differ_only_in_their_labels(tiny_world, tmp_path):
 
 
 def test_a_scorers_variant_reads_the_scorers_selections():
-    from tests.pipelines.test_registry import _Loader
-    from tracesieve import pipelines as project_pipelines
+    from tracesieve.pipelines.shape import PipelineShape
 
-    project_pipelines.use_config_loader(_Loader(parameters={"fine_tuning": {"variants": ["full_sft", "occlusion_sft"]}}))
-    try:
-        inputs = {node.namespace: node.inputs[3] for node in create_pipeline().nodes}
-    finally:
-        project_pipelines.use_config_loader(None)
+    shape = PipelineShape.from_parameters({"fine_tuning": {"variants": ["full_sft", "occlusion_sft"]}})
+    inputs = {node.namespace: node.inputs[3] for node in create_pipeline(shape).nodes}
     assert inputs == {"full_sft": "selections", "occlusion_sft": "scorer_selections"}

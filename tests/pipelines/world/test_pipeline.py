@@ -21,21 +21,10 @@ class _KeptDataset(MemoryDataset):
         pass
 
 
-class _Loader(dict):
-    """A config loader holding only the run's parameters: the pipelines are built from the run's own config."""
-
-    def __init__(self, parameters: dict):
-        super().__init__(parameters=parameters)
-
-
 def _pipeline_for(world_params):
-    from tracesieve.pipelines import use_config_loader
+    from tracesieve.pipelines.shape import PipelineShape
 
-    use_config_loader(_Loader({"world": world_params}))
-    try:
-        return create_pipeline()
-    finally:
-        use_config_loader(None)
+    return create_pipeline(PipelineShape.from_parameters({"world": world_params}))
 
 
 def _run(world_params):

@@ -7,7 +7,7 @@ import logging
 import pandas as pd
 
 from tracesieve import contamination
-from tracesieve.config import EvaluationConfig, FineTuningConfig
+from tracesieve.config import EvaluationConfig
 from tracesieve.evaluation import evaluate_on_problems, model_comparison
 from tracesieve.metrics import as_mlflow_metrics
 from tracesieve.modeling import resolve_device, resolve_dtype
@@ -50,20 +50,14 @@ def generations_and_logs(models: dict) -> tuple[dict[str, pd.DataFrame], dict[st
     return generations, logs
 
 
-def compare_models(evaluation_config: EvaluationConfig, fine_tuning_config: FineTuningConfig, **models: pd.DataFrame | dict) -> tuple[pd.DataFrame, dict]:
+def compare_models(evaluation_config: EvaluationConfig, **models: pd.DataFrame | dict) -> tuple[pd.DataFrame, dict]:
     """One row per model (the base and each variant): accuracy and length with intervals, supervised
     tokens, and the problem-by-problem difference from the reference variant with its 95% interval.
 
-    ``models`` holds ``<name>_generations`` for every model and ``<name>_training_log`` for every variant.
+    ``models`` holds ``<name>_generations`` for every model and ``<name>_training_log`` for every variant
+    (the pipeline's shape, built from this run's ``fine_tuning.variants``, wires them).
     """
     generations, logs = generations_and_logs(models)
-    built = [name for name in generations if name != BASE_MODEL]
-    if built != list(fine_tuning_config.variants):
-        raise ValueError(
-            f"the pipeline was built for the variants {built}, but this run's fine_tuning.variants is "
-            f"{list(fine_tuning_config.variants)}. Namespaces are built from the run's parameters when Kedro builds "
-            "the pipelines: change fine_tuning.variants in the parameter files of the run's env (conf/local by default)."
-        )
     comparison, metrics = model_comparison(generations, logs, evaluation_config.reference, evaluation_config.pass_at_k)
     logger.info("Model comparison:\n%s", comparison[["model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"]].to_string(index=False))
     return comparison, as_mlflow_metrics(metrics)

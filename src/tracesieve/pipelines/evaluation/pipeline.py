@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines import configured_variants
 from tracesieve.pipelines.evaluation.nodes import BASE_MODEL, check_contamination, compare_models, evaluate_model
+from tracesieve.pipelines.shape import PipelineShape, shape_or_project
 
 
 def create_model_pipeline() -> Pipeline:
@@ -45,9 +45,10 @@ def create_evaluation_pipelines(
     return [checked, base, *(Pipeline(create_model_pipeline(), namespace=model, inputs=shared, parameters=PARAMETERS) for model in models)]
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    variants = configured_variants()
-    comparison_inputs = {"evaluation_config": "params:evaluation", "fine_tuning_config": "params:fine_tuning"}
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    """The base model and every variant of ``shape`` graded, then compared in one table."""
+    variants = shape_or_project(shape).variants
+    comparison_inputs = {"evaluation_config": "params:evaluation"}
     comparison_inputs |= {f"{name}_generations": f"{name}.generations" for name in (BASE_MODEL, *variants)}
     comparison_inputs |= {f"{variant}_training_log": f"{variant}.training_log" for variant in variants}
     compare = Node(compare_models, inputs=comparison_inputs, outputs=["model_comparison", "comparison_metrics"], name="compare_models")

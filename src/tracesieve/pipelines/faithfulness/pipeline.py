@@ -7,9 +7,11 @@ from tracesieve.pipelines.faithfulness.nodes import (
     score_segments_by_every_scorer,
     select_by_every_scorer,
 )
+from tracesieve.pipelines.shape import PipelineShape
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    # The run's shape does not change this stage's wiring; the registry builds every stage alike.
     return Pipeline(
         [
             Node(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.choices import ORACLE_STRATEGY, SCORER_STRATEGIES
-from tracesieve.pipelines import configured_strategy, configured_variants
 from tracesieve.pipelines.fine_tuning.nodes import fine_tuning_node
+from tracesieve.pipelines.shape import PipelineShape, shape_or_project
 
 
 def create_variant_pipeline(variant: str) -> Pipeline:
@@ -23,25 +22,17 @@ def create_variant_pipeline(variant: str) -> Pipeline:
     )
 
 
-def selection_table(variant: str) -> str:
-    """The selection table a variant reads its loss masks from: the oracle's comes from the world's planted
-    roles (``planted_roles``, world runs only), a scorer's from ``faithfulness``, IG's strategies' from
-    ``selection``."""
-    strategy = configured_strategy(variant)
-    if strategy == ORACLE_STRATEGY:
-        return "oracle_selections"
-    return "scorer_selections" if strategy in SCORER_STRATEGIES else "selections"
-
-
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    """A namespace per variant of ``shape``, each reading the selection table of its strategy."""
+    shape = shape_or_project(shape)
     return Pipeline(
         [
             Pipeline(
                 create_variant_pipeline(variant),
                 namespace=variant,
-                inputs={"base_model": "student.model", "tokenizer": "tokenizer", "traces": "traces", "selections": selection_table(variant)},
+                inputs={"base_model": "student.model", "tokenizer": "tokenizer", "traces": "traces", "selections": shape.selection_table(variant)},
                 parameters={"params:fine_tuning": "params:fine_tuning"},
             )
-            for variant in configured_variants()
+            for variant in shape.variants
         ]
     )

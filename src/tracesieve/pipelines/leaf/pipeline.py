@@ -9,6 +9,7 @@ from tracesieve.config import DISTILLATION_VARIANTS
 from tracesieve.pipelines import ingestion, world
 from tracesieve.pipelines.evaluation.nodes import BASE_MODEL
 from tracesieve.pipelines.evaluation.pipeline import create_evaluation_pipelines
+from tracesieve.pipelines.shape import PipelineShape
 from tracesieve.pipelines.leaf.nodes import (
     build_counterfactuals,
     check_counterfactuals,
@@ -39,7 +40,7 @@ def create_distillation_pipeline(variant: str) -> Pipeline:
     )
 
 
-def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, embedded_world: bool = True, **kwargs) -> Pipeline:
     """On the embedded world (the default), ``leaf`` runs from scratch: it includes the world and the
     ingestion of its traces (their warm-up training resumes from finished checkpoints) and scores the
     confounders against the planted distractors. ``embedded_world=False`` is the version for real data,
@@ -125,5 +126,5 @@ def create_pipeline(embedded_world: bool = True, **kwargs) -> Pipeline:
     stages = Pipeline([analysis, *distillation, *evaluation, *reporting])
     if embedded_world:
         # Identical nodes merge when pipelines are summed, so __default__ still runs each world node once.
-        return Pipeline([world.create_pipeline(), ingestion.create_pipeline(), stages])
+        return Pipeline([world.create_pipeline(shape), ingestion.create_pipeline(), stages])
     return stages

@@ -7,7 +7,9 @@ student gradients -> confounders -> counterfactuals -> intervention check -> pla
 from kedro.pipeline import Pipeline
 
 from tracesieve.pipelines import ingestion, leaf
+from tracesieve.pipelines.shape import PipelineShape
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    return ingestion.create_pipeline() + leaf.create_pipeline(embedded_world=False)
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    # LeaF's wiring does not depend on the shape off the world: it is passed on for uniformity.
+    return ingestion.create_pipeline(shape) + leaf.create_pipeline(shape, embedded_world=False)

@@ -2,17 +2,17 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines import configured_variants
 from tracesieve.pipelines.planted_roles.nodes import (
     measure_fine_tuning_gates,
     measure_label_validity,
     measure_planted_roles,
     select_oracle_segments,
 )
+from tracesieve.pipelines.shape import PipelineShape, shape_or_project
 from tracesieve.world.roles import BASE_MODEL, FULL_VARIANT, ORACLE_VARIANT, POSITION_VARIANT, headroom_measured
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
     nodes = [
         Node(
             measure_planted_roles,
@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     ]
     # The fine-tuning gates compare variants; a run that trains neither full nor oracle SFT has none, and the
     # position-only gate needs the position_sft control.
-    variants = configured_variants()
+    variants = shape_or_project(shape).variants
     if headroom_measured(variants):
         inputs = {
             "base_generations": f"{BASE_MODEL}.generations",

@@ -21,10 +21,12 @@ from tracesieve.pipelines import (
     selection,
     world,
 )
+from tracesieve.pipelines.shape import PipelineShape, shape_or_project
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    world_data = world.create_pipeline().only_nodes("generate_world", "export_eval_problems")
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    shape = shape_or_project(shape)
+    world_data = world.create_pipeline(shape).only_nodes("generate_world", "export_eval_problems")
     stages = [ingestion, attribution, segmentation, selection, faithfulness, planted_roles, fine_tuning, evaluation]
     # No LeaF here, so no distractor gate for the report to show.
-    return sum((stage.create_pipeline() for stage in stages), world_data) + reporting.create_pipeline(distractor_gate=False)
+    return sum((stage.create_pipeline(shape) for stage in stages), world_data) + reporting.create_pipeline(shape, distractor_gate=False)

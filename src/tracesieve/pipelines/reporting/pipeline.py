@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines import configured_variants
 from tracesieve.pipelines.reporting.nodes import draw_figures, render_attribution_viewer, write_summary_report
+from tracesieve.pipelines.shape import PipelineShape, shape_or_project
 from tracesieve.world.roles import headroom_measured
 
 
-def create_pipeline(embedded_world: bool = True, distractor_gate: bool = True, **kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, embedded_world: bool = True, distractor_gate: bool = True, **kwargs) -> Pipeline:
     """``embedded_world=False`` is the version for real traces, which have no planted roles and no gates;
     ``distractor_gate=False`` for a world run without LeaF (which measures that gate)."""
+    variants = shape_or_project(shape).variants
     roles = {"world_segments": "world_segments"} if embedded_world else {}
     gates = {}
     if embedded_world:
         gates["label_validity_gate"] = "label_validity_gate"
-        if headroom_measured(configured_variants()):
+        if headroom_measured(variants):
             gates["fine_tuning_gates"] = "fine_tuning_gates"
         if distractor_gate:
             gates["distractor_gate"] = "distractor_gate"
-    logs = {f"{variant}_training_log": f"{variant}.training_log" for variant in configured_variants()}
+    logs = {f"{variant}_training_log": f"{variant}.training_log" for variant in variants}
     return Pipeline(
         [
             Node(

@@ -5,14 +5,12 @@ base every variant starts from) and ``eval_problems``; none of LeaF's models.
 
 The paper's ablation scorers (``faithfulness``) join only when a configured variant trains on a scorer's
 selection (``occlusion_sft``, ...): they cost a pass per segment, and the method itself does not read them.
-A package of its own because ``kedro run --pipeline NAME`` imports just ``tracesieve.pipelines.NAME``.
 """
 
 from kedro.pipeline import Pipeline
 
 from tracesieve.pipelines import (
     attribution,
-    configured_variants,
     evaluation,
     faithfulness,
     fine_tuning,
@@ -21,13 +19,14 @@ from tracesieve.pipelines import (
     segmentation,
     selection,
 )
-from tracesieve.pipelines.fine_tuning.pipeline import selection_table
+from tracesieve.pipelines.shape import PipelineShape, shape_or_project
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
+    shape = shape_or_project(shape)
     stages = [ingestion, attribution, segmentation, selection, fine_tuning, evaluation]
-    if any(selection_table(variant) == "scorer_selections" for variant in configured_variants()):
+    if shape.reads_scorer_selections:
         stages.append(faithfulness)
-    pipelines = [stage.create_pipeline() for stage in stages] + [reporting.create_pipeline(embedded_world=False)]
+    pipelines = [stage.create_pipeline(shape) for stage in stages] + [reporting.create_pipeline(shape, embedded_world=False)]
     # Summing merges the nodes stages share; Pipeline([...]) would reject them.
     return sum(pipelines, Pipeline([]))

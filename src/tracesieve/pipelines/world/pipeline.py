@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from tracesieve.pipelines import configured_teacher_init
+from tracesieve.pipelines.shape import PipelineShape, shape_or_project
 from tracesieve.pipelines.world.nodes import (
     build_world_tokenizer,
     evaluate_warmup_model,
@@ -35,7 +35,7 @@ def create_warmup_pipeline(role: str, init_from: str | None = None) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
     generation = Pipeline(
         [
             Node(
@@ -56,7 +56,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
     shared = {"world_problems", "tokenizer"}
     # With world.teacher.init: student, the teacher trains on from the trained student.
-    init_from = {"teacher": "student.model"} if configured_teacher_init() == "student" else {}
+    init_from = {"teacher": "student.model"} if shape_or_project(shape).teacher_init == "student" else {}
     warmups = [
         Pipeline(
             create_warmup_pipeline(role, init_from.get(role)),
