@@ -48,7 +48,7 @@ import torch
 from peak_memory import memory_now, peak, reset_peak  # benchmarks/, the script's own folder
 
 from tracesieve import provenance
-from tracesieve.attribution import DEFAULT_BATCH_TOKENS, integrated_gradients, rules_met, segment_shares_and_consistency
+from tracesieve.attribution import DEFAULT_BATCH_TOKENS, integrated_gradients, rules_met, segment_index_of, segment_shares_and_consistency
 from tracesieve.attribution.driver import selection_check
 from tracesieve.choices import STOPPING_RULES
 from tracesieve.config import AttributionConfig, SegmentationConfig, SelectionConfig
@@ -131,9 +131,7 @@ def full_logits_score(model, ids: torch.Tensor, target_positions: list[int]):
 # ----------------------------------------------------------------------------- accuracy against the truth
 def accuracy(attributions: np.ndarray, truth: np.ndarray, segments: list[tuple[int, int]]) -> dict:
     """L1 error of segment strength shares and Jaccard of the paper rule's selection, against the truth."""
-    index = np.full(len(truth), -1)
-    for number, (start, end) in enumerate(segments):
-        index[start:end] = number
+    index = segment_index_of(segments, len(truth))
     shares, _ = segment_shares_and_consistency(np.asarray(attributions[: len(truth)], dtype=np.float64), index)
     true_shares, _ = segment_shares_and_consistency(truth, index)
     chosen, true_chosen = set(_paper_selection(attributions, segments)), set(_paper_selection(truth, segments))

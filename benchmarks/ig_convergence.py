@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 
 from tracesieve import provenance
-from tracesieve.attribution import integrated_gradients, rules_met, segment_shares_and_consistency
+from tracesieve.attribution import integrated_gradients, rules_met, segment_index_of, segment_shares_and_consistency
 from tracesieve.attribution.driver import selection_check
-from tracesieve.attribution.engine import _segment_index
 from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_TOLERANCE, STOPPING_RULES
 from tracesieve.config import SegmentationConfig, SelectionConfig
 from tracesieve.launch.smollm2 import prepare_smollm2
@@ -76,7 +75,7 @@ def main() -> None:
             segments=spans, stopping="completeness", selects=selects, return_completeness=True,
             on_refinement=lambda estimate, c, rounds=rounds: rounds.append((estimate.copy(), c, time.perf_counter())),
         )
-        index = _segment_index(spans, len(rounds[-1][0]))
+        index = segment_index_of(spans, len(rounds[-1][0]))
         truth = segment_shares_and_consistency(rounds[-1][0], index)
         stops = {rule: _stop(rounds, rule, args.tolerance, truth, index, selects, started) for rule in STOPPING_RULES}
         rows.append({

@@ -8,7 +8,7 @@ import torch
 from captum.attr import IntegratedGradients
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tracesieve.attribution import integrated_gradients, quadrature, segment_shares_and_consistency
+from tracesieve.attribution import integrated_gradients, quadrature, segment_index_of, segment_shares_and_consistency
 from tracesieve.choices import QUADRATURE_RULES
 
 TARGETS = [33, 34, 35]
@@ -96,13 +96,6 @@ def test_completeness_gap_shrinks_with_steps_and_is_small_when_converged(model, 
 SEGMENTS = [(start, start + 5) for start in range(0, 35, 5)]
 
 
-def _segment_index(length: int) -> np.ndarray:
-    index = np.full(length, -1)
-    for number, (start, end) in enumerate(SEGMENTS):
-        index[start:min(end, length)] = number
-    return index
-
-
 @pytest.fixture(scope="module")
 def truth(model, input_ids):
     """A many-point truth: Gauss-Legendre with 2048 points (completeness gap ~1e-7 on this model)."""
@@ -115,12 +108,12 @@ def test_refined_to_a_tolerance_it_meets_it_against_a_many_point_truth(model, in
     """This random model's path is rough (Gauss-Legendre 32 misses completeness by ~60%): the refinement
     must still land within the tolerance of the truth, and say how many points it took."""
     length = TARGETS[-1] + 1
-    true_shares, true_consistency = segment_shares_and_consistency(truth.numpy()[:length].astype(float), _segment_index(length))
+    true_shares, true_consistency = segment_shares_and_consistency(truth.numpy()[:length].astype(float), segment_index_of(SEGMENTS, length))
     for tolerance in (0.05, 0.01):
         attributions, completeness = integrated_gradients(
             model, input_ids, TARGETS, tolerance=tolerance, segments=SEGMENTS, return_completeness=True
         )
-        shares, consistency = segment_shares_and_consistency(attributions.numpy()[:length].astype(float), _segment_index(length))
+        shares, consistency = segment_shares_and_consistency(attributions.numpy()[:length].astype(float), segment_index_of(SEGMENTS, length))
         assert completeness.converged and 9 <= completeness.steps <= 512
         assert completeness.relative_gap <= tolerance
         assert completeness.share_error <= tolerance and completeness.consistency_error <= tolerance
@@ -142,7 +135,7 @@ def test_stopping_on_selection_lands_on_the_truths_selection_in_no_more_points(m
     far below the attributions' mass) in no more points than holding the relative gap too. On smoother paths
     it can need more (benchmarks/results/ig_convergence.json)."""
     length = TARGETS[-1] + 1
-    index = _segment_index(length)
+    index = segment_index_of(SEGMENTS, length)
     true_shares, true_consistency = segment_shares_and_consistency(truth.numpy()[:length].astype(float), index)
     for tolerance in (0.05, 0.02):
         rounds = []

@@ -24,6 +24,7 @@ from tracesieve.attribution.engine import (
     mass_gap,
     relative_gap,
     rules_met,
+    segment_index_of,
     segment_shares_and_consistency,
 )
 from tracesieve.attribution.quadrature import quadrature
@@ -32,5 +33,5 @@ from tracesieve.attribution.report import quality_line
 __all__ = [
     "ATTRIBUTION_REJECT_COLUMNS", "DEFAULT_BATCH_TOKENS", "DIAGNOSTIC_COLUMNS", "ENGINE_SETTINGS", "TOKEN_ATTRIBUTION_COLUMNS",
     "AttributionRun", "Completeness", "attribute_traces", "attribution_summary", "completeness_scale", "integrated_gradients",
-    "mass_gap", "quadrature", "quality_line", "relative_gap", "rules_met", "segment_shares_and_consistency",
+    "mass_gap", "quadrature", "quality_line", "relative_gap", "rules_met", "segment_index_of", "segment_shares_and_consistency",
 ]

@@ -228,7 +228,7 @@ def integrated_gradients(
         batch_size = max(1, DEFAULT_BATCH_TOKENS // length)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    segment_of = _segment_index(segments, length) if refine else None
+    segment_of = segment_index_of(segments, length) if refine else None
 
     with input_gradient_mode(model, gradient_checkpointing):
         embedding = model.get_input_embeddings()
@@ -311,7 +311,7 @@ def _fixed_rule_completeness(target: float, baseline_value: float, attribution_s
     return Completeness(target, baseline_value, attribution_sum, steps=points, converged=converged)
 
 
-def _segment_index(segments: Sequence[tuple[int, int]] | None, length: int) -> np.ndarray:
+def segment_index_of(segments: Sequence[tuple[int, int]] | None, length: int) -> np.ndarray:
     """Segment number of every position run (-1: in no segment); None: every position its own segment."""
     if segments is None:
         return np.arange(length)
