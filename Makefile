@@ -40,7 +40,8 @@ run: setup
 
 # The whole selective-SFT loop with a real pretrained model (SmolLM2-135M-Instruct) on a sample of the
 # embedded world: converts the GGUF once into data/06_models/smollm2-135m-instruct (hash-checked), then runs
-# the real_cpu env (about 9 minutes on 2 cores). Outputs under data/real_cpu/, one MLflow run.
+# the real_cpu env (its attribution alone takes tens of minutes on 2 cores: the README renders the measured cost
+# from ig_convergence.json). Outputs under data/real_cpu/, one MLflow run.
 real-cpu: setup
 	$(BIN)/python -m tracesieve.launch.smollm2
 	$(BIN)/kedro run --env real_cpu $(ARGS)

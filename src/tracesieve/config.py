@@ -18,6 +18,7 @@ from tracesieve.choices import (
     BASELINES,
     CONTAMINATION_POLICIES,
     DEFAULT_MAX_STEPS,
+    DEFAULT_STOPPING_RULE,
     DEFAULT_STEPS,
     DEFAULT_TOLERANCE,
     DEVICES,
@@ -156,7 +157,7 @@ class AttributionConfig(_Config):
     )
     max_steps: int = Field(DEFAULT_MAX_STEPS, ge=9, description="with tolerance: the most gradient points one trace may use")
     stopping: Literal[STOPPING_RULES] = Field(
-        "completeness",
+        DEFAULT_STOPPING_RULE,
         description="with tolerance: completeness holds the share and consistency errors and the relative completeness gap "
         "to the tolerance; selection waits instead for the selections of selection.strategies to settle, the shares to hold "
         "from one round to the next and the gap to be small against the attributions' L1 mass (ig_convergence.json compares them)",

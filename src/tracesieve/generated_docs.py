@@ -342,8 +342,40 @@ def _experiment_headline(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _attribution_cost_headline(result: dict) -> str:
+    """What converged attribution costs on the real model: points and seconds per trace where the default
+    stopping rule stops, and what that makes of real_cpu's traces."""
+    from tracesieve.choices import DEFAULT_STOPPING_RULE
+
+    case = next((case for case in result["cases"] if case["model"] == "smollm2" and any("stops" in row for row in case["traces"])), None)
+    if case is None:
+        return "- No SmolLM2 convergence measured yet: `python benchmarks/ig_convergence.py --model smollm2` measures it."
+    stops = [row["stops"][DEFAULT_STOPPING_RULE] for row in case["traces"] if row["stops"][DEFAULT_STOPPING_RULE]["reached"]]
+    tokens = sorted(row["tokens"] for row in case["traces"])
+    points, seconds = sorted(stop["steps"] for stop in stops), sorted(stop["seconds"] for stop in stops)
+    machine = (case["provenance"].get("machine") or {})
+    n_traces = _real_cpu_traces()
+    median = seconds[len(seconds) // 2]
+    return (
+        f"- Converged attribution on SmolLM2-135M (tolerance {case['tolerance']}, stopping rule `{DEFAULT_STOPPING_RULE}`): world "
+        f"traces of {tokens[0]}-{tokens[-1]} tokens needed {points[0]}-{points[-1]} gradient points, {number(seconds[0], 0)}-"
+        f"{number(seconds[-1], 0)} s a trace on {machine.get('cores', '?')} cores ({len(stops)} of {len(case['traces'])} traces, "
+        f"`{case['provenance'].get('command', '?')}`).\n"
+        f"- At that median, `make real-cpu`'s {n_traces} traces take about {number(n_traces * median / 60, 0)} minutes of "
+        "attribution before any training; the walkthrough above caps it at 16 points and keeps unconverged traces "
+        "(`unconverged_policy: use`), so its selections are a first look, not a result."
+    )
+
+
+def _real_cpu_traces() -> int:
+    import yaml
+
+    return int(yaml.safe_load((PROJECT_ROOT / "conf/real_cpu/parameters.yml").read_text())["world"]["n_traces"])
+
+
 HEADLINES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "default-run": ("default_run.json", _default_run_headline),
+    "attribution-cost": ("ig_convergence.json", _attribution_cost_headline),
     "experiment": ("experiment.json", _experiment_headline),
 }
 

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from tracesieve.attribution.quadrature import quadrature
-from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_TOLERANCE, STOPPING_RULES
+from tracesieve.choices import DEFAULT_MAX_STEPS, DEFAULT_STEPS, DEFAULT_STOPPING_RULE, DEFAULT_TOLERANCE, STOPPING_RULES
 from tracesieve.modeling import answer_score, input_gradient_mode
 from tracesieve.selection import segment_consistency, segment_strength, strength_shares
 
@@ -116,7 +116,7 @@ def integrated_gradients(
     tolerance: float | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     segments: Sequence[tuple[int, int]] | None = None,
-    stopping: Literal["completeness", "selection"] = "completeness",
+    stopping: Literal[STOPPING_RULES] = DEFAULT_STOPPING_RULE,
     selects: Callable[[np.ndarray, np.ndarray], Hashable] | None = None,
     baseline: str | int = "pad",
     batch_size: int | None = None,
@@ -137,7 +137,7 @@ def integrated_gradients(
     tolerance: float | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     segments: Sequence[tuple[int, int]] | None = None,
-    stopping: Literal["completeness", "selection"] = "completeness",
+    stopping: Literal[STOPPING_RULES] = DEFAULT_STOPPING_RULE,
     selects: Callable[[np.ndarray, np.ndarray], Hashable] | None = None,
     baseline: str | int = "pad",
     batch_size: int | None = None,
@@ -157,7 +157,7 @@ def integrated_gradients(
     tolerance: float | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     segments: Sequence[tuple[int, int]] | None = None,
-    stopping: Literal["completeness", "selection"] = "completeness",
+    stopping: Literal[STOPPING_RULES] = DEFAULT_STOPPING_RULE,
     selects: Callable[[np.ndarray, np.ndarray], Hashable] | None = None,
     baseline: str | int = "pad",
     batch_size: int | None = None,
@@ -337,7 +337,7 @@ def segment_shares_and_consistency(attributions: np.ndarray, segment_of: np.ndar
 
 def _refine_to_tolerance(
     path_gradients, tolerance: float, max_steps: int, batch_size: int, segment_of: np.ndarray, on_refinement=None,
-    *, stopping: str = "completeness", selects=None,
+    *, stopping: str = DEFAULT_STOPPING_RULE, selects=None,
 ):
     """Adaptive Simpson on [0, 1] for the vector integrand delta . df/dx, with error control per panel.
 
