@@ -20,13 +20,12 @@ from tests.conftest import PROJECT, copy_project
 from tracesieve import tracking
 
 BIN = Path(sys.executable).parent
+# One trace per format: attribution on SmolLM2 is most of this test's time, and one of each says that every
+# format is detected per record in one file.
 PROBLEMS = [
     ("Tom has 3 apples and buys 4 more. How many apples does he have?", "Tom starts with 3 apples.\n\nHe buys 4 more, so 3 + 4 = 7.\n\nWait, let me check: 7 - 4 = 3. Yes.", "7"),
     ("A box holds 5 pens. How many pens are in 2 boxes?", "Each box holds 5 pens.\n\nTwo boxes hold 2 * 5 = 10 pens.", "10"),
     ("Sara had 9 stickers and gave away 2. How many are left?", "She starts with 9.\n\nGiving away 2 leaves 9 - 2 = 7.\n\nSo 7 stickers.", "7"),
-    ("What is 6 plus 6?", "6 plus 6 is 12.\n\nDouble check: 12 - 6 = 6.", "12"),
-    ("A bag has 8 marbles and 3 fall out. How many stay?", "8 marbles minus 3 is 5.\n\nSo 5 stay in the bag.", "5"),
-    ("What is 4 times 2?", "4 times 2 means 4 + 4.\n\nThat is 8.", "8"),
 ]
 FORMS = ("limo", "messages", "r1")
 
@@ -70,7 +69,7 @@ def _run_readme_commands(root: Path, env: dict) -> subprocess.CompletedProcess:
 @pytest.mark.e2e
 def test_the_walkthrough_runs_the_segment_method_on_your_traces_and_model(fresh_copy):
     root, env = fresh_copy
-    # Every format in one file (detected per record), two records each.
+    # Every format in one file (detected per record).
     records = [_record(FORMS[index % 3], *problem) for index, problem in enumerate(PROBLEMS)]
     (root / "my_traces.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     (root / "conf/real/parameters_quick.yml").write_text(_readme_block("conf/real/parameters_quick.yml"))
@@ -95,7 +94,7 @@ def test_the_walkthrough_runs_the_segment_method_on_your_traces_and_model(fresh_
 
     outputs = root / "data/real"
     traces = pd.read_parquet(outputs / "02_intermediate/traces.parquet")
-    assert len(traces) == len(PROBLEMS) and sorted(traces["format"].value_counts().items()) == [(form, 2) for form in sorted(FORMS)]
+    assert len(traces) == len(PROBLEMS) and sorted(traces["format"].value_counts().items()) == [(form, 1) for form in sorted(FORMS)]
     report = (outputs / "08_reporting/summary_report.md").read_text()
     assert "## Attribution quality" in report and "converged" in report
     variants = yaml.safe_load((PROJECT / "conf/real/parameters.yml").read_text())["fine_tuning"]["variants"]  # conf/real's
