@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracesieve import experiment
+from tracesieve.choices import DEFAULT_STOPPING_RULE
 from tracesieve.metrics import format_figure, is_missing
 from tracesieve.provenance import PROJECT_ROOT
 
@@ -345,8 +346,6 @@ def _experiment_headline(result: dict) -> str:
 def _attribution_cost_headline(result: dict) -> str:
     """What converged attribution costs on the real model: points and seconds per trace where the default
     stopping rule stops, and what that makes of real_cpu's traces."""
-    from tracesieve.choices import DEFAULT_STOPPING_RULE
-
     case = next((case for case in result["cases"] if case["model"] == "smollm2" and any("stops" in row for row in case["traces"])), None)
     if case is None:
         return "- No SmolLM2 convergence measured yet: `python benchmarks/ig_convergence.py --model smollm2` measures it."

@@ -9,7 +9,6 @@ from tracesieve.config import DISTILLATION_VARIANTS
 from tracesieve.pipelines import ingestion, world
 from tracesieve.pipelines.evaluation.nodes import BASE_MODEL
 from tracesieve.pipelines.evaluation.pipeline import create_evaluation_pipelines
-from tracesieve.pipelines.shape import PipelineShape
 from tracesieve.pipelines.leaf.nodes import (
     build_counterfactuals,
     check_counterfactuals,
@@ -20,6 +19,7 @@ from tracesieve.pipelines.leaf.nodes import (
     score_against_planted_distractors,
     write_leaf_report,
 )
+from tracesieve.pipelines.shape import PipelineShape
 
 # The models LeaF reads: its own roles, because a real run distils other models than it attributes with.
 # The world publishes its teacher, student and tokenizer under these names (world.share_models_with_leaf).
