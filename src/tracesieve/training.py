@@ -244,7 +244,7 @@ def train_causal_lm(
     trainer = trainer_class(
         model=model,
         args=training_arguments,
-        train_dataset=Dataset.from_list(ordered),
+        train_dataset=examples_table(ordered),
         processing_class=tokenizer,
         data_collator=collator,  # None: TRL's, which pads labels with -100 and keeps them as given
         callbacks=list(callbacks),
@@ -275,6 +275,15 @@ def train_causal_lm(
         if "loss" in entry
     ]
     return model, history
+
+
+def examples_table(examples: Sequence[dict]) -> Dataset:
+    """The examples as a datasets table with every key any of them has, None where one lacks it.
+
+    ``Dataset.from_list`` takes its columns from the first example alone: a key the first lacks (LeaF's
+    counterfactual, which only some items have) would be dropped from every row, silently."""
+    keys = list(dict.fromkeys(key for example in examples for key in example))
+    return Dataset.from_list([{key: example.get(key) for key in keys} for example in examples])
 
 
 def load_checkpoint_weights(model, checkpoint: Path) -> None:

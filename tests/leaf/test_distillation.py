@@ -12,6 +12,7 @@ from tracesieve.config import DistillationVariant, LeafConfig, TrainingConfig
 from tracesieve.content_keys import weights_digest
 from tracesieve.leaf.distillation import (
     DistillationCollator,
+    DistillationTrainer,
     add_hidden_state_forward,
     chunked_forward_kl_per_token,
     distill,
@@ -22,6 +23,7 @@ from tracesieve.leaf.distillation import (
     leaf_objective,
 )
 from tracesieve.leaf.examples import encode_leaf_example, leaf_example
+from tracesieve.training import training_order
 
 
 def test_forward_kl_reads_the_logits_one_position_before_each_response_token():
@@ -82,6 +84,32 @@ def test_distillation_trains_the_student_and_leaves_the_teacher_untouched(world,
     assert not any(parameter.requires_grad for parameter in teacher.parameters())
     assert weights_digest(model) != student_before
     assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_every_counterfactual_reaches_the_loss_whichever_item_comes_first(world, tmp_path, monkeypatch):
+    """Only some items carry a counterfactual; the training table keeps theirs even when the first item in
+    training order has none (a table built from the first item's keys dropped them all, silently)."""
+    tokenizer, problems, _ = world
+    teacher, student = tiny_llama(tokenizer, seed=1), tiny_llama(tokenizer, seed=2)
+    examples = [leaf_example(tokenizer, problem.trace_id, problem.question, problem.reasoning, problem.answer) for problem in problems]
+    originals = [encode_leaf_example(tokenizer, example) for example in examples]
+    config = TrainingConfig(max_steps=2, batch_size=len(examples), learning_rate=3e-3, logging_steps=1, save_steps=2)
+    first = training_order([len(original.input_ids) for original in originals], config.batch_size, config.max_steps, config.seed)[0]
+    items = [  # every item but the first in training order paired with a counterfactual
+        distillation_item(original, None if index == first else encode_leaf_example(tokenizer, example.pruned([(0, 3)])))
+        for index, (example, original) in enumerate(zip(examples, originals, strict=True))
+    ]
+    seen_rows = []
+    original_compute_loss = DistillationTrainer.compute_loss
+
+    def recording(self, model, inputs, *args, **kwargs):
+        seen_rows.append(inputs["pruned_rows"].tolist() if "pruned_rows" in inputs else [])
+        return original_compute_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(DistillationTrainer, "compute_loss", recording)
+    distill(student, teacher, items, config, output_dir=tmp_path, tokenizer=tokenizer, vocab_size=len(tokenizer), original_weight=0.5)
+    paired = sum("pruned_input_ids" in item for item in items)
+    assert paired > 0 and [len(rows) for rows in seen_rows] == [paired, paired]  # one full batch a step
 
 
 def test_leaf_parameters_are_validated():
