@@ -79,6 +79,23 @@ def smollm2() -> Path:
     return prepare_smollm2(PROJECT / DEFAULT_OUTPUT)
 
 
+@pytest.fixture(scope="session")
+def smollm2_two_blocks(smollm2, tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct cut to its first two of 30 transformer blocks: its tokenizer, chat template,
+    embeddings and first blocks' weights, saved as a model folder like any other. For tests of the commands and
+    formats around a real checkpoint (the walkthrough), where the full model's compute would be most of the
+    time and nothing is read off its quality; tests/test_real_model.py runs the full model."""
+    from tracesieve.modeling import load_causal_lm, load_tokenizer
+
+    folder = tmp_path_factory.mktemp("smollm2-two-blocks")
+    model = load_causal_lm(smollm2)
+    model.model.layers = model.model.layers[:2]
+    model.config.num_hidden_layers = 2
+    model.save_pretrained(folder, safe_serialization=True)
+    load_tokenizer(smollm2).save_pretrained(folder)
+    return folder
+
+
 def tiny_world_params(tmp_path) -> dict:
     """World parameters small enough to train and evaluate in seconds."""
     return {
@@ -132,6 +149,17 @@ def copy_project(root: Path) -> None:
     from tracesieve.launch.project_copy import copy_project as copy
 
     copy(PROJECT, root, notebooks=True)
+
+
+def source_over_filler(scores, roles) -> float | None:
+    """The share of (source, filler) segment pairs whose score ranks the source higher, ties counted half:
+    the AUROC the world's role figures report, counted pair by pair (None without both kinds)."""
+    from tracesieve.world.problems import FILLER, SOURCE
+
+    sources = scores[roles.eq(SOURCE).to_numpy()].to_numpy()
+    filler = scores[roles.isin(FILLER).to_numpy()].to_numpy()
+    pairs = [(a > b) + 0.5 * (a == b) for a in sources for b in filler]
+    return sum(pairs) / len(pairs) if pairs else None
 
 
 def kedro_parameters(pipeline, parameters: dict) -> dict:

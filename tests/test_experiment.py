@@ -124,6 +124,6 @@ def test_the_result_renders_into_the_results_document_and_the_readme_table():
                                        "markdown": experiment.markdown("silent", summary, verdicts, gates)}}}
     document = generated_docs._experiment(result)
     assert "**incomplete**" in document and "test-silent-2" in document and "| selective_sft | 3 |" in document
-    headline = generated_docs._experiment_headline(result)
+    headline = generated_docs._experiment_headline(result, PROJECT_ROOT)
     row = next(line for line in headline.splitlines() if line.startswith("| silent | selective_sft |"))
     assert "+0.025 [" in row and row.endswith("| **no** |")  # one world fails the oracle-headroom gate

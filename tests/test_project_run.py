@@ -13,8 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import copy_project, needs_browser, tiny_world_params
+from tests.conftest import copy_project, needs_browser, source_over_filler, tiny_world_params
 from tracesieve import tracking
+from tracesieve.answers import exact_match
+from tracesieve.world.problems import SOURCE
+from tracesieve.world.roles import planted_role_of_segments
 
 BIN = Path(sys.executable).parent
 
@@ -82,14 +85,27 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(ran):
     assert metrics["world.problems_eval"] == 14 and metrics["world.problems_eval_heldout_skeleton"] == 4
     # Every run checks the held-out problems against the training traces (none of the world's is a copy).
     assert metrics["contamination.problems"] == 14 and metrics["contamination.exact_matches"] == 0
-    assert 0 <= metrics["teacher.heldout_accuracy"] <= 1 and 0 <= metrics["student.heldout_accuracy"] <= 1
+    # The warm-up models' held-out accuracy is the share of their written generations that grade correct.
+    for model in ("teacher", "student"):
+        generations = pd.read_parquet(root / f"data/07_model_output/{model}_heldout_generations.parquet")
+        regraded = [exact_match(completion, answer) for completion, answer in zip(generations["completion"], generations["answer"], strict=True)]
+        assert regraded == generations["correct"].tolist() and metrics[f"{model}.heldout_accuracy"] == pytest.approx(sum(regraded) / len(regraded))
     assert metrics["ingestion.records_read"] == metrics["ingestion.traces_accepted"] == 12
     assert params["world.teacher.hidden_size"] == "32"
     assert metrics["attribution.traces_attributed"] + metrics.get("attribution.traces_rejected", 0) == 12
     assert metrics["segmentation.segments"] >= 12
     assert 0 < metrics["selection.paper.token_share_mean"] <= metrics["selection.all.token_share_mean"] == 1
-    assert 0 <= metrics["planted_roles.ig.pooled_auroc"] <= 1
-    assert 0 <= metrics["planted_roles.source.selected_share_paper"] <= 1
+    # IG's separation of the planted roles, recomputed from the written tables: the share of (source, filler)
+    # segment pairs whose strength share ranks the source higher (ties half), and the share of source
+    # segments the paper's rule selected.
+    segment_metrics = pd.read_parquet(root / "data/04_feature/segment_metrics.parquet")
+    roles = planted_role_of_segments(segment_metrics, pd.read_parquet(root / "data/02_intermediate/world_segments.parquet"))
+    assert metrics["planted_roles.ig.pooled_auroc"] == pytest.approx(source_over_filler(segment_metrics["strength_share"], roles))
+    paper = pd.read_parquet(root / "data/05_model_input/selections.parquet").query("strategy == 'paper'")
+    chosen = {(trace, int(index)) for trace, picked in zip(paper["trace_id"], paper["selected_segments"], strict=True) for index in picked}
+    source_segments = segment_metrics.loc[roles.eq(SOURCE), ["trace_id", "segment_index"]].itertuples(index=False)
+    flags = [(trace, int(index)) in chosen for trace, index in source_segments]
+    assert metrics["planted_roles.source.selected_share_paper"] == pytest.approx(sum(flags) / len(flags))
     # The world's gates are measured on every run of the world, before any verdict, and each verdict is its
     # own rule applied to its own figure (a tiny world's figures are arbitrary; the rule must hold anyway).
     from tracesieve.world.distractors import DISTRACTOR_EFFECT_THRESHOLD, TEACHER_DISTRACTOR_EFFECT_MAX
@@ -105,8 +121,14 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(ran):
         assert metrics[f"gate.{gate}_passed"] in (0, 1), gate
     assert metrics["gate.sft_effect_accuracy_ci_low"] <= metrics["gate.sft_effect_accuracy"] <= metrics["gate.sft_effect_accuracy_ci_high"]
     # Every scorer: its AUROC against the planted roles and its deletion faithfulness on the model.
+    # The within-trace figure is the mean over traces of that pair share, recomputed here from each scorer's table.
+    labelled = segment_metrics[["trace_id", "segment_index"]].assign(role=roles.to_numpy())
+    scores = pd.read_parquet(root / "data/04_feature/segment_scores.parquet").merge(labelled, on=["trace_id", "segment_index"])
+    scores = pd.concat([scores[scores["scorer"] != "ig"], segment_metrics.assign(scorer="ig", score=segment_metrics["strength_share"], role=roles)])
     for scorer in ("ig", "occlusion", "gradient_x_input", "perplexity", "entropy", "random"):
-        assert 0 <= metrics[f"planted_roles.{scorer}.within_trace_auroc"] <= 1
+        per_trace = [source_over_filler(trace["score"], trace["role"]) for _, trace in scores[scores["scorer"] == scorer].groupby("trace_id")]
+        per_trace = [value for value in per_trace if value is not None]
+        assert per_trace and metrics[f"planted_roles.{scorer}.within_trace_auroc"] == pytest.approx(sum(per_trace) / len(per_trace)), scorer
         assert f"faithfulness.{scorer}.aopc_comprehensiveness" in metrics and f"faithfulness.{scorer}.aopc_sufficiency" in metrics
     # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
     supervised = {
@@ -158,7 +180,12 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(ran):
     assert made >= metrics["leaf_counterfactual.traces_with_counterfactual"] >= 1
     assert metrics["leaf_check.counterfactuals"] == made
     assert metrics.get("leaf_check.kept", 0) <= min(metrics.get("leaf_check.teacher_correct", 0), metrics.get("leaf_check.student_correct", 0))
-    assert 0 <= metrics["leaf_distractor.precision"] <= 1 and 0 < metrics["leaf_distractor.chance_precision"] < 1
+    # Precision against the planted distractors is a count of hits over the flagged tokens of the written table.
+    confounders = pd.read_parquet(root / "data/04_feature/leaf_confounders.parquet")
+    flagged = int((confounders["prunable"] & confounders["confounder"]).sum())
+    hits = metrics["leaf_distractor.precision"] * flagged
+    assert metrics["leaf_distractor.confounder_tokens"] == flagged and hits == pytest.approx(round(hits)) and 0 <= round(hits) <= flagged
+    assert 0 < metrics["leaf_distractor.chance_precision"] < 1  # the world plants distractors, and questions hold other tokens too
     assert metrics["kd.train_steps"] == metrics["leaf_distilled.train_steps"] == 4
     assert metrics["kd.lambda"] == 1 and metrics["leaf_distilled.lambda"] == 0.5 and metrics["kd.items_with_counterfactual"] == 0
     assert metrics["leaf_distilled.train_items"] == 12 - metrics.get("leaf_check.traces_with_kept_counterfactual", 0) + metrics.get("leaf_check.kept", 0)

@@ -15,11 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import copy_project
+from tests.conftest import copy_project, source_over_filler
 from tracesieve import tracking
 from tracesieve.content_keys import weights_digest
 from tracesieve.modeling import load_causal_lm, load_tokenizer
 from tracesieve.rendering import THINK_OPEN, render_example, tokenize_with_offsets
+from tracesieve.world.roles import LABEL_VALIDITY_THRESHOLD
 
 BIN = Path(sys.executable).parent
 
@@ -77,7 +78,12 @@ def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2
         assert metrics[f"{model}.problems"] == 2
     client = mlflow.MlflowClient()
     assert "planted_roles/planted_roles.csv" in {item.path for item in client.list_artifacts(run.info.run_id, "planted_roles")}
-    assert 0 <= metrics["gate.label_validity_auroc"] <= 1  # occlusion on SmolLM2 itself: the gate works on a real model
+    # Occlusion on SmolLM2 itself: the gate works on a real model, its figure the mean over traces of the
+    # source-over-filler pair share of the written occlusion drops, its verdict its own rule.
+    occluded = pd.read_csv(tmp_path / "data/real_cpu/08_reporting/label_validity.csv")
+    per_trace = [value for _, trace in occluded.groupby("trace_id") if (value := source_over_filler(trace["drop"], trace["role"])) is not None]
+    assert metrics["gate.label_validity_auroc"] == pytest.approx(sum(per_trace) / len(per_trace))
+    assert metrics["gate.label_validity_passed"] == (metrics["gate.label_validity_auroc"] >= LABEL_VALIDITY_THRESHOLD)
 
     outputs = tmp_path / "data/real_cpu"  # the env's data_root: the embedded default's data/ stays untouched
     assert not (tmp_path / "data/02_intermediate").exists()

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tracesieve import generated_docs, provenance
 from tracesieve.provenance import PROJECT_ROOT
@@ -32,6 +33,7 @@ def _copy_project(tmp_path: Path) -> Path:
     shutil.copytree(PROJECT_ROOT / "benchmarks" / "results", root / "benchmarks" / "results")
     shutil.copytree(PROJECT_ROOT / "docs", root / "docs")
     shutil.copytree(PROJECT_ROOT / "conf" / "base", root / "conf" / "base")
+    shutil.copytree(PROJECT_ROOT / "conf" / "real_cpu", root / "conf" / "real_cpu")  # the attribution-cost headline reads it
     shutil.copy(PROJECT_ROOT / "README.md", root / "README.md")
     return root
 
@@ -54,6 +56,16 @@ def test_a_changed_result_file_makes_its_documents_differ(tmp_path):
     assert set(generated_docs.differing_documents(root)) == {Path("README.md"), Path("docs/results.md")}
     generated_docs.write_documents(root)
     assert generated_docs.differing_documents(root) == []
+
+
+def test_the_attribution_cost_headline_reads_the_rendered_checkouts_conf(tmp_path):
+    root = _copy_project(tmp_path)
+    parameters = root / "conf" / "real_cpu" / "parameters.yml"
+    n_traces = yaml.safe_load(parameters.read_text())["world"]["n_traces"]
+    parameters.write_text(parameters.read_text().replace(f"n_traces: {n_traces}", f"n_traces: {n_traces + 7}", 1))
+    readme = generated_docs.rendered_documents(root)[Path("README.md")]
+    assert f"`make real-cpu`'s {n_traces + 7} traces take about" in readme  # this checkout's conf, not the installed one's
+    assert generated_docs.differing_documents(root) == [Path("README.md")]
 
 
 def test_a_result_without_provenance_is_refused_by_name(tmp_path):

@@ -1,6 +1,11 @@
 """The README's walkthrough "your traces and your model", run as written on a fresh copy of the project:
 SmolLM2 as attribution model, tokenizer and SFT base, the segment method alone, on a trace file holding
-every format (limo, messages, r1)."""
+every format (limo, messages, r1).
+
+The folder at data/06_models/smollm2-135m-instruct holds SmolLM2 cut to its first two blocks (the
+``smollm2_two_blocks`` fixture): the same tokenizer, chat template and loading path, about a quarter of the
+compute per token. This test is about the commands, the formats and what the run writes, not the model's
+quality; tests/test_real_model.py runs the full model through the loop."""
 
 import json
 import os
@@ -48,11 +53,12 @@ def _readme_block(marker: str) -> str:
 
 
 @pytest.fixture
-def fresh_copy(tmp_path, smollm2):
-    """A fresh copy of the project with SmolLM2 where `make real-cpu` converts it, and the user's two files."""
+def fresh_copy(tmp_path, smollm2_two_blocks):
+    """A fresh copy of the project with (two blocks of) SmolLM2 where `make real-cpu` converts it, and the
+    user's two files."""
     copy_project(tmp_path)
     (tmp_path / "data/06_models").mkdir(parents=True)
-    (tmp_path / "data/06_models/smollm2-135m-instruct").symlink_to(smollm2)
+    (tmp_path / "data/06_models/smollm2-135m-instruct").symlink_to(smollm2_two_blocks)
     # Problems the traces do not hold: every run checks (evaluation.contamination), and copies would be dropped.
     held_out = [("Ben has 6 cards and finds 3 more. How many cards does he have?", "9"), ("What is 7 minus 2?", "5")]
     problems = [{"problem_id": f"p{i}", "question": q, "answer": a} for i, (q, a) in enumerate(held_out)]

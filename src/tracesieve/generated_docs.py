@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tracesieve import experiment
 from tracesieve.choices import DEFAULT_STOPPING_RULE
 from tracesieve.metrics import format_figure, is_missing
@@ -90,7 +92,7 @@ def _default_run_models(metrics: dict) -> list[str]:
     return sorted({name.split(".")[0] for name in metrics if name.endswith(".accuracy") and not name.startswith("leaf_")})
 
 
-def _default_run_headline(result: dict) -> str:
+def _default_run_headline(result: dict, _root: Path) -> str:
     gates = result["gates"]
     passed = sorted(name.removeprefix("gate.").removesuffix("_passed") for name, value in gates.items() if name.endswith("_passed") and value)
     failed = sorted(name.removeprefix("gate.").removesuffix("_passed") for name, value in gates.items() if name.endswith("_passed") and not value)
@@ -315,7 +317,7 @@ RESULT_BY_FILE = {result.file: result for result in RESULTS}
 HEADLINE_METHODS = ("selective_sft", "selective_sft_authors", "share_floor_sft", "oracle_sft", "leaf_distilled")
 
 
-def _experiment_headline(result: dict) -> str:
+def _experiment_headline(result: dict, _root: Path) -> str:
     if "by_regime" not in result:
         return ("- The committed `experiment.json` predates the experiment across worlds (its seeds varied the training "
                 "order on one world); `make experiment` replaces it.")
@@ -343,9 +345,9 @@ def _experiment_headline(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _attribution_cost_headline(result: dict) -> str:
+def _attribution_cost_headline(result: dict, root: Path) -> str:
     """What converged attribution costs on the real model: points and seconds per trace where the default
-    stopping rule stops, and what that makes of real_cpu's traces."""
+    stopping rule stops, and what that makes of the traces ``root``'s conf/real_cpu attributes."""
     case = next((case for case in result["cases"] if case["model"] == "smollm2" and any("stops" in row for row in case["traces"])), None)
     if case is None:
         return "- No SmolLM2 convergence measured yet: `python benchmarks/ig_convergence.py --model smollm2` measures it."
@@ -353,7 +355,7 @@ def _attribution_cost_headline(result: dict) -> str:
     tokens = sorted(row["tokens"] for row in case["traces"])
     points, seconds = sorted(stop["steps"] for stop in stops), sorted(stop["seconds"] for stop in stops)
     machine = (case["provenance"].get("machine") or {})
-    n_traces = _real_cpu_traces()
+    n_traces = _real_cpu_traces(root)
     median = seconds[len(seconds) // 2]
     return (
         f"- Converged attribution on SmolLM2-135M (tolerance {case['tolerance']}, stopping rule `{DEFAULT_STOPPING_RULE}`): world "
@@ -366,13 +368,13 @@ def _attribution_cost_headline(result: dict) -> str:
     )
 
 
-def _real_cpu_traces() -> int:
-    import yaml
-
-    return int(yaml.safe_load((PROJECT_ROOT / "conf/real_cpu/parameters.yml").read_text())["world"]["n_traces"])
+def _real_cpu_traces(root: Path) -> int:
+    return int(yaml.safe_load((root / "conf/real_cpu/parameters.yml").read_text())["world"]["n_traces"])
 
 
-HEADLINES: dict[str, tuple[str, Callable[[dict], str]]] = {
+# name -> (result file, renderer(result, root)): ``root`` is the checkout being rendered, for a headline that
+# also reads its conf.
+HEADLINES: dict[str, tuple[str, Callable[[dict, Path], str]]] = {
     "default-run": ("default_run.json", _default_run_headline),
     "attribution-cost": ("ig_convergence.json", _attribution_cost_headline),
     "experiment": ("experiment.json", _experiment_headline),
@@ -509,7 +511,7 @@ def fill_blocks(text: str, root: Path = PROJECT_ROOT) -> str:
             raise ValueError(f"<!-- results:{name} -->: no such headline (known: {', '.join(sorted(HEADLINES))})")
         file, renderer = HEADLINES[name]
         loaded = load(root, RESULT_BY_FILE[file])
-        return f"{match.group(1)}{renderer(loaded)}\n{match.group(4)}"
+        return f"{match.group(1)}{renderer(loaded, root)}\n{match.group(4)}"
 
     return BLOCK.sub(render, text)
 

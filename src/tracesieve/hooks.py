@@ -19,6 +19,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 from pydantic import BaseModel
 
 from tracesieve import tracking
+from tracesieve.pipelines.shape import project_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +187,7 @@ def _env_defaults(context) -> dict:
     from kedro.framework.project import settings
 
     env = context.env if context.env not in (None, settings.CONFIG_LOADER_ARGS.get("default_run_env")) else "base"
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(context.project_path / settings.CONF_SOURCE), env=env, **{**settings.CONFIG_LOADER_ARGS, "default_run_env": "base"}
-    )
-    return loader["parameters"]
+    return project_parameters(context.project_path, env, default_run_env="base")
 
 
 class NodeTimingHooks:
