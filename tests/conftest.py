@@ -181,8 +181,8 @@ def parameter_datasets(pipeline, parameters: dict) -> dict:
 # The test files that start `kedro run`s of real size, longest first (their --durations on a fresh clone).
 # Under `--dist loadfile` a worker takes files in collection order, so these go first: a long file started
 # last would run alone on one core while the other worker sits idle.
-LONGEST_FIRST = ("test_real_model.py", "test_project_run.py", "test_walkthrough.py", "test_experiment_run.py",
-                 "test_killed_run.py", "test_resume_identity.py")
+LONGEST_FIRST = ("test_project_run.py", "test_real_model.py", "test_walkthrough.py", "test_experiment_run.py",
+                 "test_killed_run.py", "test_project_envs.py", "test_resume_identity.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -54,7 +54,9 @@ def test_kedro_run_real_cpu_attributes_trains_and_generates_with_smollm2(smollm2
     small = {
         "world": {"n_train": 8, "n_traces": 2, "n_eval": 2, "n_eval_heldout_skeleton": 0, "n_sample_traces": 1},
         "attribution": {"tolerance": None, "steps": 2},
-        "faithfulness": {"fractions": [0.5]},  # one deletion fraction: every scorer's curve, a quarter of the passes
+        # One deletion fraction and the scorers the gate and the curves need (IG, occlusion, random): an eighth
+        # of the default's deletion passes. Every scorer runs on tiny models in tests/test_scorers.py.
+        "faithfulness": {"scorers": ["ig", "occlusion", "random"], "fractions": [0.5]},
         "fine_tuning": {"variants": ["full_sft", "selective_sft"], "max_steps": 1, "batch_size": 2, "save_steps": 1,
                         "checkpoint_dir": str(tmp_path / "checkpoints")},
         "evaluation": {"max_new_tokens": 8, "batch_size": 2},
