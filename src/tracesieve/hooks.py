@@ -187,7 +187,7 @@ def _env_defaults(context) -> dict:
     from kedro.framework.project import settings
 
     env = context.env if context.env not in (None, settings.CONFIG_LOADER_ARGS.get("default_run_env")) else "base"
-    return project_parameters(context.project_path, env, default_run_env="base")
+    return project_parameters(context.project_path, env)  # env is never None here: no default_run_env applies
 
 
 class NodeTimingHooks:

@@ -71,20 +71,18 @@ class PipelineShape:
         return any(self.selection_table(variant) == SCORER_SELECTIONS for variant in self.variants)
 
 
-def project_parameters(project: Path | None = None, env: str | None = None, default_run_env: str | None = None) -> dict[str, Any]:
+def project_parameters(project: Path | None = None, env: str | None = None) -> dict[str, Any]:
     """The parameters of a project's env merged the way a Kedro session merges them; empty outside a project.
-
-    ``env`` defaults to ``$KEDRO_ENV``; ``default_run_env`` replaces the settings' env that a loader merges over
-    conf/base when ``env`` is None (``"base"``: conf/base alone, as configured, without conf/local).
-    """
+    ``env`` defaults to ``$KEDRO_ENV`` (``"base"``: conf/base alone, without conf/local)."""
     from kedro.framework.project import settings
     from kedro.utils import find_kedro_project
 
     project = project or find_kedro_project(Path.cwd())
     if project is None:
         return {}
-    arguments = {**settings.CONFIG_LOADER_ARGS, **({"default_run_env": default_run_env} if default_run_env is not None else {})}
-    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(Path(project) / settings.CONF_SOURCE), env=env or os.environ.get("KEDRO_ENV"), **arguments)
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(Path(project) / settings.CONF_SOURCE), env=env or os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS
+    )
     return loader["parameters"]
 
 
