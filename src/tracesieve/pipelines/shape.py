@@ -73,7 +73,9 @@ class PipelineShape:
 
 def project_parameters(project: Path | None = None, env: str | None = None) -> dict[str, Any]:
     """The parameters of a project's env merged the way a Kedro session merges them; empty outside a project.
-    ``env`` defaults to ``$KEDRO_ENV`` (``"base"``: conf/base alone, without conf/local)."""
+
+    ``env`` defaults to ``$KEDRO_ENV``; ``"base"`` reads conf/base alone, without conf/local.
+    """
     from kedro.framework.project import settings
     from kedro.utils import find_kedro_project
 
