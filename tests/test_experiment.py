@@ -95,6 +95,18 @@ def test_a_verdict_needs_every_world_to_pass_the_gates_it_rests_on():
     assert "not a verdict on the method" in experiment.markdown("silent", summary, experiment.verdicts(summary, gates), gates)
 
 
+def test_a_gate_missing_from_the_worlds_fails_the_verdict_that_rests_on_it():
+    every = {gate: {"passed_worlds": 3, "worlds": 3} for gate in experiment.FINE_TUNING_GATES + experiment.POSITION_GATES}
+    assert experiment.gates_hold(every, experiment.verdict_gates("selective_sft"))
+    for missing in experiment.FINE_TUNING_GATES:
+        assert not experiment.gates_hold({k: v for k, v in every.items() if k != missing}, experiment.verdict_gates("selective_sft"))
+    # the authors' rule keeps segments by position: without the position gate its verdict is no verdict
+    assert not experiment.gates_hold({k: v for k, v in every.items() if k != "position_only"}, experiment.verdict_gates("selective_sft_authors"))
+    assert experiment.gates_hold({k: v for k, v in every.items() if k != "position_only"}, experiment.verdict_gates("selective_sft"))
+    assert not experiment.gates_hold({}, experiment.verdict_gates("leaf_distilled"))  # all([]) would pass
+    assert not experiment.gates_hold({"sft_effect": {"passed_worlds": 0, "worlds": 0}}, ("sft_effect",))
+
+
 def test_subsets_split_seen_and_heldout_skeletons():
     table = _generations([True, False, True, True], 10, heldout=[False, False, True, True])
     figures = experiment.model_figures(table)

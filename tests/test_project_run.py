@@ -109,14 +109,28 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(ran):
     assert metrics["planted_roles.source.selected_share_paper"] == pytest.approx(sum(flags) / len(flags))
     # The world's gates are measured on every run of the world, before any verdict, and each verdict is its
     # own rule applied to its own figure (a tiny world's figures are arbitrary; the rule must hold anyway).
-    from tracesieve.world.distractors import DISTRACTOR_EFFECT_THRESHOLD, TEACHER_DISTRACTOR_EFFECT_MAX
-    from tracesieve.world.roles import LABEL_VALIDITY_THRESHOLD
+    from tracesieve.world.distractors import (
+        DISTRACTOR_EFFECT_LOW_MIN, DISTRACTOR_EFFECT_THRESHOLD, TEACHER_ACCURACY_MIN, TEACHER_DISTRACTOR_EFFECT_HIGH_MAX,
+        TEACHER_DISTRACTOR_EFFECT_MAX,
+    )
+    from tracesieve.world.roles import LABEL_VALIDITY_THRESHOLD, ORACLE_HEADROOM_MIN, SFT_EFFECT_LOW_MIN, SFT_EFFECT_MIN
 
     assert metrics["gate.label_validity_passed"] == (metrics["gate.label_validity_auroc"] >= LABEL_VALIDITY_THRESHOLD)
-    assert metrics["gate.distractor_effect_passed"] == (metrics["gate.distractor_effect"] >= DISTRACTOR_EFFECT_THRESHOLD)
-    assert metrics["gate.distractor_teacher_passed"] == (metrics["gate.distractor_effect_teacher"] <= TEACHER_DISTRACTOR_EFFECT_MAX)
-    assert metrics["gate.oracle_headroom_passed"] == (metrics["gate.oracle_headroom_accuracy_ci_low"] > 0)
-    assert metrics["gate.sft_effect_passed"] == (metrics["gate.sft_effect_accuracy_ci_low"] > 0)
+    assert metrics["gate.distractor_effect_passed"] == (
+        metrics["gate.distractor_effect"] >= DISTRACTOR_EFFECT_THRESHOLD and metrics["gate.distractor_effect_ci_low"] >= DISTRACTOR_EFFECT_LOW_MIN
+    )
+    assert metrics["gate.distractor_teacher_passed"] == (
+        metrics["gate.distractor_effect_teacher"] <= TEACHER_DISTRACTOR_EFFECT_MAX
+        and metrics["gate.distractor_effect_teacher_ci_high"] <= TEACHER_DISTRACTOR_EFFECT_HIGH_MAX
+        and metrics["gate.teacher_accuracy_without_distractor"] >= TEACHER_ACCURACY_MIN
+    )
+    assert metrics["gate.oracle_headroom_passed"] == (
+        metrics["gate.oracle_headroom_accuracy"] >= ORACLE_HEADROOM_MIN and metrics["gate.oracle_headroom_accuracy_ci_low"] > 0
+        and metrics["gate.oracle_headroom_tokens"] < 0
+    )
+    assert metrics["gate.sft_effect_passed"] == (
+        metrics["gate.sft_effect_accuracy"] >= SFT_EFFECT_MIN and metrics["gate.sft_effect_accuracy_ci_low"] >= SFT_EFFECT_LOW_MIN
+    )
     # Every gate logged, passing or failing: the fine-tuning ones, upstream validity, the teacher's distractor effect.
     for gate in ("sft_effect", "position_only", "label_validity_upstream", "distractor_teacher"):
         assert metrics[f"gate.{gate}_passed"] in (0, 1), gate

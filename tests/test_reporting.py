@@ -127,6 +127,7 @@ def test_the_report_leads_with_the_gates_and_marks_the_verdicts_a_failing_gate_i
     assert report.index("## The world's gates") < report.index("## Models on the held-out problems")
     assert "| label_validity | 0.950 |" in report and "| oracle_headroom | +0.010 [-0.020, +0.040] |" in report
     assert "| distractor_effect | not measured |" in report  # a run without LeaF: said, not hidden
+    assert "**distractor_effect is not measured**: a missing gate counts as failing" in report
     assert "**oracle_headroom fails**" in report and "label_validity fails" not in report
     # Both selective variants' verdicts carry the mark; without gates no verdict does.
     assert report.count("Oracle-headroom gate failing") == 2

@@ -72,6 +72,8 @@ THRESHOLD_RULES = ("quantile", "authors")
 # The embedded world (world/).
 FINAL_REGIMES = ("silent", "restates")
 DISTRACTOR_OWNERS = ("shared", "disjoint")
+# retracted: a detour is dropped in line ("No, drop that."); step: written as a real step, never retracted.
+DETOUR_FORMS = ("retracted", "step")
 ORACLE_STRATEGY = "oracle"  # the world's planted-role masks as a selection strategy
 # Where a warm-up model's weights start (``world.<role>.init``). scratch: random weights from the model's
 # seed. student (the teacher only): the trained student, trained on the teacher's stories for the teacher's

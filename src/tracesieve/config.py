@@ -21,6 +21,7 @@ from tracesieve.choices import (
     DEFAULT_STOPPING_RULE,
     DEFAULT_STEPS,
     DEFAULT_TOLERANCE,
+    DETOUR_FORMS,
     DEVICES,
     DISTRACTOR_OWNERS,
     DTYPES,
@@ -66,6 +67,10 @@ class ProblemConfig(_Config):
     detour_rate: float = Field(0.4, ge=0, le=1, description="per step: a detour follows")
     decoy_rate: float = Field(0.2, ge=0, le=1, description="share of traces with a detour whose result is the answer")
     after_final_rate: float = Field(0.15, ge=0, le=1, description="per filler segment: it comes after the final segment")
+    detour_form: Literal[DETOUR_FORMS] = Field(
+        "retracted", description="retracted: a detour is tried and dropped in line; step: written as a real step (opener, verb, "
+        "count), no retraction, and the next step continues from the count before it"
+    )
     distractor_owners: Literal[DISTRACTOR_OWNERS] = Field(
         "shared", description="shared: a distractor's owner is one of the owners' names; disjoint: from a list of its own"
     )

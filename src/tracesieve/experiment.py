@@ -203,6 +203,30 @@ def headroom_share(worlds: Mapping[str, dict], name: str, resamples: int = 2000,
     return {"headroom_share": share, "headroom_share_ci_low": low, "headroom_share_ci_high": high}
 
 
+# The gates each verdict rests on (issue 41). A fine-tuning verdict needs a world where SFT teaches, filler
+# costs what the oracle recovers beyond the reweighting of a smaller mask, and the planted roles matter to
+# the model; a rule that keeps segments by position needs position not to tell roles; LeaF needs a misled
+# student, a teacher that sees through distractors, a KD that helps and room for pruning to beat it.
+FINE_TUNING_GATES = ("sft_effect", "oracle_headroom", "oracle_vs_budget", "label_validity", "label_validity_upstream")
+POSITION_GATES = ("position_only",)
+LEAF_GATES = ("distractor_effect", "distractor_teacher", "kd_effect", "leaf_oracle")
+# The variants whose rule keeps the first, penultimate and last segments whatever their scores.
+KEEPS_BY_POSITION = ("selective_sft_authors", "position_sft", "random_matched_sft")
+
+
+def verdict_gates(name: str) -> tuple[str, ...]:
+    """The gates the verdict on model ``name`` rests on."""
+    if name == "leaf_distilled":
+        return LEAF_GATES
+    return FINE_TUNING_GATES + (POSITION_GATES if name in KEEPS_BY_POSITION else ())
+
+
+def gates_hold(gates: Mapping[str, dict], required: Sequence[str]) -> bool:
+    """Whether every required gate passed on every world; a gate missing from the worlds fails (never all([]))."""
+    return all(gate in gates and gates[gate]["worlds"] > 0 and gates[gate]["passed_worlds"] == gates[gate]["worlds"]
+               for gate in required)
+
+
 def gate_passes(worlds: Mapping[str, dict]) -> dict[str, dict]:
     """Per gate: how many worlds pass it, of how many."""
     names = sorted({name.removesuffix("_passed") for world in worlds.values() for name in world["gates"] if name.endswith("_passed")})
@@ -227,10 +251,6 @@ def _direction(entry: Mapping, key: str, better: str) -> str:
 def verdicts(summary: Mapping[str, dict], gates: Mapping[str, dict]) -> dict[str, dict]:
     """Per method: whether it beats its reference and its matched control on accuracy and on length, with
     world-level intervals, and whether the gates its verdict needs passed on every world."""
-    fine_tuning_valid = all(gates.get(gate, {}).get("passed_worlds") == gates.get(gate, {}).get("worlds")
-                            for gate in ("sft_effect", "oracle_headroom") if gate in gates)
-    leaf_valid = all(gates.get(gate, {}).get("passed_worlds") == gates.get(gate, {}).get("worlds")
-                     for gate in ("distractor_effect", "distractor_teacher") if gate in gates)
     out = {}
     for name, entry in summary.items():
         if "accuracy_vs_reference" not in entry:
@@ -239,7 +259,8 @@ def verdicts(summary: Mapping[str, dict], gates: Mapping[str, dict]) -> dict[str
             "reference": entry["vs_reference_model"],
             "accuracy_vs_reference": _direction(entry, "accuracy_vs_reference", "higher"),
             "length_vs_reference": _direction(entry, "mean_response_tokens_vs_reference", "lower"),
-            "gates_passed_on_every_world": leaf_valid if name == "leaf_distilled" else fine_tuning_valid,
+            "gates_passed_on_every_world": gates_hold(gates, verdict_gates(name)),
+            "gates": list(verdict_gates(name)),
         }
         if "accuracy_vs_control" in entry:
             verdict |= {"control": entry["vs_control_model"],

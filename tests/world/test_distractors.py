@@ -83,3 +83,35 @@ def test_the_distractor_gate_asks_the_student_again_without_the_distractor(monke
     # A student that a distractor does not mislead fails the other half.
     unmoved = student.assign(correct=True)
     assert module.distractor_gate(unmoved, teacher, problems, distractors, None, None, max_new_tokens=8, batch_size=2)["distractor_effect_passed"] == 0.0
+
+
+def test_the_teacher_half_of_the_distractor_gate_needs_a_teacher_that_solves_the_task():
+    from tracesieve.world.distractors import distractor_gate
+
+    student = pd.DataFrame({"problem_id": ["p1", "p2"], "has_distractor": [True, False], "correct": [True, True]})
+    # not misled (effect 0), but wrong on most problems with or without a distractor: it teaches nothing
+    weak = pd.DataFrame({"trace_id": [f"p{i}" for i in range(20)], "has_distractor": [i % 2 == 0 for i in range(20)],
+                         "correct": [i in (0, 1) for i in range(20)]})
+    gate = distractor_gate(student, weak, pd.DataFrame(columns=["problem_id", "question", "answer"]),
+                           pd.DataFrame(columns=["trace_id", "start", "end"]), None, None, max_new_tokens=8, batch_size=2)
+    assert gate["distractor_effect_teacher"] == 0.0 and gate["teacher_accuracy_without_distractor"] == pytest.approx(0.1)
+    assert gate["distractor_teacher_passed"] == 0.0
+    # and a student effect of 0 fails the student half
+    assert gate["distractor_effect_passed"] == 0.0
+
+
+def test_the_kd_and_leaf_oracle_gates_fail_where_distillation_teaches_nothing():
+    from tracesieve.world.distractors import kd_effect, leaf_oracle
+
+    def generations(correct):
+        return pd.DataFrame({"problem_id": [f"p{i}" for i in range(len(correct))], "correct": correct, "n_tokens": 10, "truncated": False})
+
+    base = generations([True, False, False, False] * 100)
+    kd_nothing = generations([True, False, False, False] * 100)
+    assert kd_effect(kd_nothing, base)["kd_effect_passed"] == 0.0
+    kd_helps = generations([True, True, False, False] * 100)
+    gate = kd_effect(kd_helps, base)
+    assert gate["kd_effect_accuracy"] == pytest.approx(0.25) and gate["kd_effect_passed"] == 1.0
+    # oracle counterfactuals no better than KD: pruning, even perfect, leaves LeaF nothing to win
+    assert leaf_oracle(kd_helps, kd_helps)["leaf_oracle_passed"] == 0.0
+    assert leaf_oracle(generations([True, True, True, False] * 100), kd_helps)["leaf_oracle_passed"] == 1.0

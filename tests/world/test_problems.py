@@ -218,3 +218,32 @@ def test_disjoint_distractor_owners_come_from_their_own_names_and_leave_the_rest
         assert other.question.split()[0] == owner and other.answer == one.answer and other.reasoning == one.reasoning
     with pytest.raises(ValueError, match="distractor_owners must be one of"):
         problems.generate_problems(1, seed=7, split="traces", distractor_owners="mixed", **options)
+
+
+def test_step_form_detours_look_like_steps_and_the_next_step_continues_from_the_count_before_them():
+    import re
+
+    from tracesieve.world.problems import generate_problems
+
+    step = re.compile(r"then (\w+) (?:buys|finds|gives away|loses) (\d+)(?: more)?: (\d+) (plus|minus) (\d+) is (\d+)\.")
+    problems = generate_problems(300, seed=3, split="traces", min_steps=3, max_steps=5, max_value=20, distractor_rate=0.0,
+                                 check_rate=0.0, restatement_rate=0.0, detour_rate=0.6, detour_form="step")
+    detours = 0
+    for problem in problems:
+        last_real = int(re.match(r"\w+ has (\d+) ", problem.question).group(1))  # the start, before the first step
+        for segment in problem.segments:
+            text = problem.reasoning[segment.start:segment.end]
+            if segment.role == "detour":
+                detours += 1
+                match = step.search(text)
+                assert match is not None and "drop" not in text, text  # a real step's surface form, never retracted
+                assert int(match.group(3)) == last_real  # applied to the last real count
+                assert match.group(6) != problem.answer  # the answer's value stays the source step's alone
+            elif segment.role in ("upstream", "source"):
+                numbers = re.findall(r"(\d+) (?:plus|minus) (\d+) is (\d+)", text)[0]
+                assert int(numbers[0]) == last_real  # continues from the count before any detour
+                last_real = int(numbers[2])
+    assert detours > 200
+    with pytest.raises(ValueError, match="detour_form must be one of"):
+        generate_problems(1, seed=0, split="x", min_steps=3, max_steps=3, max_value=20, distractor_rate=0.0, check_rate=0.0,
+                          restatement_rate=0.0, detour_rate=0.5, detour_form="sideways")

@@ -9,10 +9,14 @@ import pytest
 import torch
 
 from tracesieve.world.roles import (
+    ORACLE_HEADROOM_MIN,
+    SFT_EFFECT_LOW_MIN,
+    SFT_EFFECT_MIN,
     fine_tuning_gates,
     label_validity,
     oracle_headroom,
     oracle_selections,
+    oracle_vs_budget,
     planted_role_of_segments,
     planted_role_quality,
     position_only,
@@ -106,7 +110,7 @@ def _generations(correct, tokens):
 
 def test_the_headroom_gate_passes_only_on_an_accuracy_gain_beyond_its_interval():
     full = _generations([True, False] * 50, [100] * 100)
-    better = _generations([True] * 100, [100] * 100)
+    better = _generations([True] * 100, [90 + (i % 3) for i in range(100)])
     gate = oracle_headroom(better, full)
     assert gate["oracle_headroom_accuracy"] == pytest.approx(0.5) and gate["oracle_headroom_accuracy_ci_low"] > 0
     assert gate["oracle_headroom_passed"] == 1.0
@@ -130,6 +134,40 @@ def test_the_sft_effect_gate_fails_when_full_sft_does_not_beat_the_base_student(
     same = _generations([True, False, False, False] * 24 + [True, True, False, False] * 1, [90] * 100)
     assert sft_effect(same, base)["sft_effect_passed"] == 0.0
     assert sft_effect(base, learnt)["sft_effect_passed"] == 0.0
+
+
+def test_the_sft_effect_gate_needs_a_large_effect_not_only_a_significant_one():
+    base = _generations([True, False, False, False] * 250, [90] * 1000)
+    # +0.15 on 1,000 problems: significant, but under the 0.20 the testbed needs
+    modest = _generations([True, True, False, False] * 150 + [True, False, False, False] * 100, [90] * 1000)
+    gate = sft_effect(modest, base)
+    assert gate["sft_effect_accuracy"] == pytest.approx(0.15)
+    assert gate["sft_effect_accuracy_ci_low"] > 0 and gate["sft_effect_passed"] == 0.0
+    large = _generations([True, True, False, False] * 250, [90] * 1000)  # +0.25, interval low above 0.10
+    assert sft_effect(large, base)["sft_effect_accuracy_ci_low"] >= SFT_EFFECT_LOW_MIN
+    assert sft_effect(large, base)["sft_effect_passed"] == 1.0
+
+
+def test_the_headroom_gate_needs_a_large_gain_and_shorter_answers():
+    full = _generations([True, False] * 500, [100] * 1000)
+    small = _generations([True, False] * 470 + [True] * 60, [90] * 1000)  # +0.03, significant
+    assert oracle_headroom(small, full)["oracle_headroom_accuracy_ci_low"] > 0
+    assert oracle_headroom(small, full)["oracle_headroom_passed"] == 0.0
+    longer = _generations([True] * 700 + [False] * 300, [120] * 1000)  # +0.20 but longer than full SFT
+    assert oracle_headroom(longer, full)["oracle_headroom_passed"] == 0.0
+    shorter = _generations([True] * 700 + [False] * 300, [80] * 1000)
+    assert oracle_headroom(shorter, full)["oracle_headroom_accuracy"] >= ORACLE_HEADROOM_MIN
+    assert oracle_headroom(shorter, full)["oracle_headroom_passed"] == 1.0
+
+
+def test_the_oracle_vs_budget_gate_fails_when_a_random_mask_of_the_oracles_size_does_as_well():
+    oracle = _generations([True] * 80 + [False] * 20, [80] * 100)
+    # a world where any mask of the oracle's size gains as much: the headroom is the loss's reweighting
+    same_budget = _generations([True] * 79 + [False] * 21, [81] * 100)
+    assert oracle_vs_budget(oracle, same_budget)["oracle_vs_budget_passed"] == 0.0
+    worse_budget = _generations([True, False] * 50, [95] * 100)
+    gate = oracle_vs_budget(oracle, worse_budget)
+    assert gate["oracle_vs_budget_accuracy"] == pytest.approx(0.3) and gate["oracle_vs_budget_passed"] == 1.0
 
 
 def test_the_position_only_gate_fails_when_position_recovers_the_oracles_headroom():

@@ -15,12 +15,18 @@ from tracesieve.evaluation import is_correct
 from tracesieve.generation import generate_completions
 from tracesieve.leaf.examples import delete_spans
 from tracesieve.metrics import Z_95
+from tracesieve.world.roles import accuracy_difference
 
 # The distractor gate passes when the LeaF student loses at least this much accuracy to a distractor (with
 # less, there is no confounding for a confounder-pruning method to remove) and the teacher at most
 # TEACHER_DISTRACTOR_EFFECT_MAX: LeaF's premise is a teacher that sees through the distractor.
-DISTRACTOR_EFFECT_THRESHOLD = 0.15
+DISTRACTOR_EFFECT_THRESHOLD = 0.30
+DISTRACTOR_EFFECT_LOW_MIN = 0.15  # ... and the low end of its interval at least this
 TEACHER_DISTRACTOR_EFFECT_MAX = 0.05
+TEACHER_DISTRACTOR_EFFECT_HIGH_MAX = 0.10  # ... the high end of the teacher's interval at most this
+TEACHER_ACCURACY_MIN = 0.90  # the teacher's accuracy without a distractor: a teacher that cannot solve the task teaches nothing
+# KD must help the student (LeaF is judged against KD: a KD that teaches nothing leaves nothing to improve on).
+KD_EFFECT_MIN = 0.10
 
 
 def _spans_by_trace(planted: pd.DataFrame) -> dict[str, list[tuple[int, int]]]:
@@ -130,15 +136,22 @@ def distractor_gate(
     """
     effect, low, high = accuracy_drop(student_generations)
     teacher_effect, teacher_low, teacher_high = accuracy_drop(teacher_generations)
+    clean = teacher_generations.loc[~teacher_generations["has_distractor"].astype(bool), "correct"]
+    teacher_clean = float(clean.astype(float).mean()) if len(clean) else math.nan
     gate = {
         "distractor_effect": effect,
         "distractor_effect_ci_low": low,
         "distractor_effect_ci_high": high,
-        "distractor_effect_passed": float(effect >= DISTRACTOR_EFFECT_THRESHOLD) if not math.isnan(effect) else 0.0,
+        "distractor_effect_passed": float(effect >= DISTRACTOR_EFFECT_THRESHOLD and low >= DISTRACTOR_EFFECT_LOW_MIN),
         "distractor_effect_teacher": teacher_effect,
         "distractor_effect_teacher_ci_low": teacher_low,
         "distractor_effect_teacher_ci_high": teacher_high,
-        "distractor_teacher_passed": float(teacher_effect <= TEACHER_DISTRACTOR_EFFECT_MAX) if not math.isnan(teacher_effect) else 0.0,
+        "teacher_accuracy_without_distractor": teacher_clean,
+        # NaN compares False: a gate that could not be measured fails
+        "distractor_teacher_passed": float(
+            teacher_effect <= TEACHER_DISTRACTOR_EFFECT_MAX and teacher_high <= TEACHER_DISTRACTOR_EFFECT_HIGH_MAX
+            and teacher_clean >= TEACHER_ACCURACY_MIN
+        ),
     }
     wrong = student_generations[student_generations["has_distractor"].astype(bool) & ~student_generations["correct"].astype(bool)]
     spans = {trace_id: sorted(zip(group["start"], group["end"], strict=True)) for trace_id, group in distractors.groupby("trace_id")}
@@ -149,4 +162,22 @@ def distractor_gate(
         right = [is_correct(completion.text, str(gold)) for completion, gold in zip(completions, problems["answer"], strict=True)]
         gate["distractor_pruning_fixes_share"] = float(np.mean(right))
     gate["distractor_wrong_answers"] = float(len(pruned))
+    return gate
+
+
+def kd_effect(kd_generations: pd.DataFrame, base_generations: pd.DataFrame) -> dict[str, float]:
+    """The KD-effect gate: plain distillation minus the base student it starts from, paired on the same
+    held-out problems. It passes at ``KD_EFFECT_MIN`` with the interval's low end above 0; failing, the teacher
+    has nothing to pass on, and LeaF against KD compares two models that learned nothing."""
+    gate = accuracy_difference(kd_generations, base_generations, "kd_effect")
+    gate["kd_effect_passed"] = float(gate["kd_effect_accuracy"] >= KD_EFFECT_MIN and gate["kd_effect_accuracy_ci_low"] > 0)
+    return gate
+
+
+def leaf_oracle(oracle_generations: pd.DataFrame, kd_generations: pd.DataFrame) -> dict[str, float]:
+    """The LeaF-oracle gate, LeaF's analogue of the oracle mask: distillation on oracle counterfactuals (the
+    planted distractor spans pruned) minus plain KD, paired. It passes when the interval's low end is above 0;
+    failing, even perfect confounder detection would not beat KD here, so LeaF's verdict cannot be positive."""
+    gate = accuracy_difference(oracle_generations, kd_generations, "leaf_oracle")
+    gate["leaf_oracle_passed"] = float(gate["leaf_oracle_accuracy_ci_low"] > 0)
     return gate

@@ -49,7 +49,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tracesieve.choices import DISTRACTOR_OWNERS, FINAL_REGIMES
+from tracesieve.choices import DETOUR_FORMS, DISTRACTOR_OWNERS, FINAL_REGIMES
 
 ROLES = ("source", "upstream", "check", "restatement", "detour", "decoy", "final")
 SOURCE, UPSTREAM, FINAL, DECOY = "source", "upstream", "final", "decoy"
@@ -72,6 +72,8 @@ FINAL_OPENERS = ("But just to finish:", "Another look:")
 ACTIONS = (("buys {a} more", "buys {a} more", +1), ("finds {a} more", "finds {a} more", +1),
            ("gives away {a}", "gives away {a}", -1), ("loses {a}", "loses {a}", -1))
 
+
+STEP_DETOUR = "<step-form detour, written where it lands>"  # a placeholder in a filler slot (``_trace``)
 
 @dataclass(frozen=True)
 class Segment:
@@ -249,6 +251,23 @@ def _detour(
     return f"{rng.choice(DETOUR_OPENERS)} {step.owner} {action}: {base} {word} {amount} is {base + sign * amount}. No, drop that."
 
 
+def _step_detour(rng: random.Random, name: str, count: int, forbidden: set[int], max_number: int) -> str | None:
+    """A detour in the surface form of a real step (issue 41): a step opener, an action the question does not
+    make, applied to the last real count, and no retraction. The next real step continues from ``count``, so a
+    model that imitates detours must find the last real count past lines that look like steps."""
+    for _ in range(10):
+        sign = rng.choice((+1, -1))
+        amount = rng.randint(2, 9)
+        result = count + sign * amount
+        if _numbers_ok([count, amount, result], forbidden, max_number) and result >= 1:
+            break
+    else:
+        return None
+    verb = rng.choice([trace for _question, trace, action_sign in ACTIONS if action_sign == sign]).format(a=amount)
+    word = "plus" if sign > 0 else "minus"
+    return f"{rng.choice(STEP_OPENERS)} then {name} {verb}: {count} {word} {amount} is {result}."
+
+
 def _placed(
     rng: random.Random, slots: list[list[tuple[str, str]]], earliest: int, text: str | None, role: str, after_final_rate: float
 ) -> None:
@@ -284,7 +303,9 @@ def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_S
         if rng.random() < rates["restatement_rate"]:
             _placed(rng, slots, 0, _restatement(rng, name, start, forbidden, max_number), "restatement", after_final)
         if rng.random() < rates["detour_rate"]:
-            _placed(rng, slots, index, _detour(rng, step, forbidden, max_number), "detour", after_final)
+            # A step-form detour's text depends on the count where it lands: written when the trace is built.
+            detour = STEP_DETOUR if rates.get("detour_form") == "step" else _detour(rng, step, forbidden, max_number)
+            _placed(rng, slots, index, detour, "detour", after_final)
         if index == decoy_at:
             text = _detour(rng, step, forbidden, max_number, result=answer, avoid=frozenset(s.before for s in steps))
             if text is not None:
@@ -292,13 +313,17 @@ def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_S
                 planted_decoy = True
     trace = _TraceBuilder()
 
-    def add_fillers(slot: list[tuple[str, str]]) -> None:
+    def add_fillers(slot: list[tuple[str, str]], count: int) -> None:
         rng.shuffle(slot)
         for text, role in slot:
+            if text is STEP_DETOUR:
+                text = _step_detour(rng, name, count, forbidden, max_number)
+                if text is None:
+                    continue
             trace.add(text, role)
 
     for index, step in enumerate(steps):
-        add_fillers(slots[index])
+        add_fillers(slots[index], step.before)
         is_source = index == len(steps) - 1
         if index == 0:
             body = f"{name} has {start} {item} and {step.trace_phrase}: {step.arithmetic}."
@@ -309,12 +334,12 @@ def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_S
         if is_source:
             body = body[:-1] + ", the last step."
         trace.add(body, SOURCE if is_source else UPSTREAM)
-    add_fillers(slots[len(steps)])
+    add_fillers(slots[len(steps)], answer)
     if final == "restates":
         trace.add(f"{rng.choice(FINAL_OPENERS)} **Final Answer** \\boxed{{{answer}}}", FINAL)
     else:
         trace.add(f"{rng.choice(FINAL_OPENERS)} nothing else happens to {name}.", FINAL)
-    add_fillers(slots[len(steps) + 1])
+    add_fillers(slots[len(steps) + 1], answer)
     return trace.text(), tuple(trace.segments), planted_decoy
 
 
@@ -350,6 +375,7 @@ def generate_problem(
     detour_rate: float,
     decoy_rate: float = 0.0,
     after_final_rate: float = 0.0,
+    detour_form: str = "retracted",
     final: str = "silent",
     distractor_owners: str = "shared",
     accept_skeleton: Callable[[str], bool] | None = None,
@@ -401,7 +427,10 @@ def generate_problem(
     distractors: tuple[Distractor, ...] = ()
     all_relevant = None
     relevant_rng = random.Random(rng.random())  # its own stream: the all-relevant trace does not shift the reference one's draws
-    rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate, "after_final_rate": after_final_rate}
+    if detour_form not in DETOUR_FORMS:
+        raise ValueError(f"detour_form must be one of {DETOUR_FORMS}, got {detour_form!r}")
+    rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate,
+             "after_final_rate": after_final_rate, "detour_form": detour_form}
     max_number = max_value + 9  # detours may step past max_value
     if with_distractor:
         sentence = f"Then {other} {action[2]}."

@@ -149,6 +149,10 @@ ORACLE_VARIANT, FULL_VARIANT, POSITION_VARIANT, BASE_MODEL = "oracle_sft", "full
 # last) recovers at most this share of the oracle's accuracy headroom over full SFT: past it, position tells
 # roles and the world cannot tell attribution from position.
 POSITION_ONLY_MAX_SHARE = 0.25
+# Issue 41's thresholds: a testbed where SFT teaches what the base lacks (full SFT at least this much above the
+# base, its interval's low end at least the second), and where imitating filler costs what the oracle recovers.
+SFT_EFFECT_MIN, SFT_EFFECT_LOW_MIN = 0.20, 0.10
+ORACLE_HEADROOM_MIN = 0.06
 
 
 def headroom_measured(variants) -> bool:
@@ -156,7 +160,7 @@ def headroom_measured(variants) -> bool:
     return {ORACLE_VARIANT, FULL_VARIANT} <= set(variants)
 
 
-def _accuracy_difference(candidate: pd.DataFrame, reference: pd.DataFrame, prefix: str) -> dict[str, float]:
+def accuracy_difference(candidate: pd.DataFrame, reference: pd.DataFrame, prefix: str) -> dict[str, float]:
     """``candidate`` minus ``reference`` on the same problems: accuracy and mean response tokens, each
     with its paired 95% interval, named ``<prefix>_accuracy[_ci_low|_ci_high]`` and ``<prefix>_tokens...``."""
     from tracesieve.evaluation import compare_with_reference  # evaluation imports the config, which imports us
@@ -172,10 +176,13 @@ def _accuracy_difference(candidate: pd.DataFrame, reference: pd.DataFrame, prefi
 
 def sft_effect(full_generations: pd.DataFrame, base_generations: pd.DataFrame) -> dict[str, float]:
     """The SFT-effect gate: full-trace SFT minus the base student it starts from, in accuracy on the same
-    held-out problems. It passes when the paired 95% interval lies above 0; failing, training on the
-    teacher's traces teaches the student nothing, and no loss mask can show anything."""
-    gate = _accuracy_difference(full_generations, base_generations, "sft_effect")
-    gate["sft_effect_passed"] = float(gate["sft_effect_accuracy_ci_low"] > 0)
+    held-out problems. It passes when the difference is at least ``SFT_EFFECT_MIN`` and its paired 95%
+    interval's low end at least ``SFT_EFFECT_LOW_MIN``; failing, training on the traces teaches the student
+    too little for any loss mask to show anything."""
+    gate = accuracy_difference(full_generations, base_generations, "sft_effect")
+    gate["sft_effect_passed"] = float(
+        gate["sft_effect_accuracy"] >= SFT_EFFECT_MIN and gate["sft_effect_accuracy_ci_low"] >= SFT_EFFECT_LOW_MIN
+    )
     return gate
 
 
@@ -187,9 +194,22 @@ def oracle_headroom(oracle_generations: pd.DataFrame, full_generations: pd.DataF
     gate on its own: a shorter answer is no headroom for a method judged at equal accuracy. Failing, the
     world leaves selective SFT nothing to recover: its verdict cannot be positive.
     """
-    gate = _accuracy_difference(oracle_generations, full_generations, "oracle_headroom")
+    gate = accuracy_difference(oracle_generations, full_generations, "oracle_headroom")
     gate["oracle_headroom"] = gate["oracle_headroom_accuracy"]
-    gate["oracle_headroom_passed"] = float(gate["oracle_headroom_accuracy_ci_low"] > 0)
+    gate["oracle_headroom_passed"] = float(
+        gate["oracle_headroom_accuracy"] >= ORACLE_HEADROOM_MIN and gate["oracle_headroom_accuracy_ci_low"] > 0
+        and gate["oracle_headroom_tokens"] < 0
+    )
+    return gate
+
+
+def oracle_vs_budget(oracle_generations: pd.DataFrame, budget_generations: pd.DataFrame) -> dict[str, float]:
+    """The oracle-versus-budget gate: oracle-mask SFT minus a random mask at the oracle's own token budget,
+    trace by trace. The loss is a mean over supervised tokens, so any mask that drops tokens weighs the ones
+    it keeps more; this gate passes only when what the oracle keeps matters beyond that (the paired interval's
+    low end above 0). Failing, headroom over full SFT may be the reweighting, not the selection."""
+    gate = accuracy_difference(oracle_generations, budget_generations, "oracle_vs_budget")
+    gate["oracle_vs_budget_passed"] = float(gate["oracle_vs_budget_accuracy_ci_low"] > 0)
     return gate
 
 
@@ -203,7 +223,7 @@ def position_only(position_generations: pd.DataFrame, oracle_generations: pd.Dat
     established headroom the share is undefined (NaN) and the gate fails: a share of a difference that may be
     0 says nothing.
     """
-    gate = _accuracy_difference(position_generations, full_generations, "position_only")
+    gate = accuracy_difference(position_generations, full_generations, "position_only")
     headroom = oracle_headroom(oracle_generations, full_generations)
     share = gate["position_only_accuracy"] / headroom["oracle_headroom_accuracy"] if headroom["oracle_headroom_passed"] else math.nan
     gate["position_only_share"] = share
