@@ -75,6 +75,9 @@ DISTRACTOR_OWNERS = ("shared", "disjoint")
 # retracted: a detour is dropped in line ("No, drop that."); step: written as a real step, never retracted.
 DETOUR_FORMS = ("retracted", "step")
 ORACLE_STRATEGY = "oracle"  # the world's planted-role masks as a selection strategy
+# random segments at the oracle's own token budget, trace by trace: the control that removes the loss's reweighting
+ORACLE_BUDGET_STRATEGY = "oracle_budget"
+ORACLE_STRATEGIES = (ORACLE_STRATEGY, ORACLE_BUDGET_STRATEGY)
 # Where a warm-up model's weights start (``world.<role>.init``). scratch: random weights from the model's
 # seed. student (the teacher only): the trained student, trained on the teacher's stories for the teacher's
 # train_steps; the two then share everything the student learnt (copying amounts, arithmetic, when to stop),

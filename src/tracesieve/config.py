@@ -32,6 +32,8 @@ from tracesieve.choices import (
     LONG_TRACE_POLICIES,
     METHODS,
     MULTI_TURN_POLICIES,
+    ORACLE_BUDGET_STRATEGY,
+    ORACLE_STRATEGIES,
     ORACLE_STRATEGY,
     OVER_LENGTH_POLICIES,
     PRUNING_MODES,
@@ -242,6 +244,7 @@ DEFAULT_VARIANT_STRATEGIES = {
     "selective_sft": "paper",
     "selective_sft_authors": "paper_authors",
     "oracle_sft": ORACLE_STRATEGY,
+    "oracle_budget_sft": ORACLE_BUDGET_STRATEGY,  # the oracle's control: random segments at its token budget
     # The paper's ablation scorers as selections (faithfulness.select_by_every_scorer); not in the default
     # variants, for time: `make experiment` trains them.
     **{f"{strategy.removesuffix('_top')}_sft": strategy for strategy in SCORER_STRATEGIES},
@@ -302,7 +305,7 @@ class FineTuningConfig(TrainingConfig):
     )
     # oracle: the world's planted roles decide (world runs only: the oracle_selections table);
     # <scorer>_top: a scorer's strongest segments (the scorer_selections table)
-    strategies: dict[str, Literal[(*STRATEGIES, *SCORER_STRATEGIES, ORACLE_STRATEGY)]] = Field(
+    strategies: dict[str, Literal[(*STRATEGIES, *SCORER_STRATEGIES, *ORACLE_STRATEGIES)]] = Field(
         default_factory=lambda: dict(DEFAULT_VARIANT_STRATEGIES),
         description="variant -> the selection strategy whose loss-mask spans it trains on; entries given are added "
         "to (or replace) DEFAULT_VARIANT_STRATEGIES",

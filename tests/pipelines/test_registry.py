@@ -32,7 +32,8 @@ def test_the_shape_comes_from_the_parameters_validated_once_and_defaults_stay_wr
         PipelineShape.from_parameters({"world": {"teacher": {"init": "pretrained"}}})
     base = PipelineShape.of_project(PROJECT, env="base")
     assert base.variants == (
-        "full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "position_sft", "random_matched_sft"
+        "full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "oracle_budget_sft", "position_sft",
+        "random_matched_sft",
     ) and base.default_pipeline is None  # conf/base
     assert PipelineShape.of_project(PROJECT, env="real_cpu").default_pipeline == "real_model"
 

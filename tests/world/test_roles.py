@@ -98,10 +98,14 @@ def test_the_label_validity_gate_reads_occlusion_drops_against_the_planted_roles
 def test_the_oracle_trains_on_the_steps_and_the_final_segment_only():
     planted, metrics, _ = _tables()
     table = oracle_selections(metrics, planted)
-    (row,) = table.to_dict("records")
+    row, budget = table.to_dict("records")
     assert row["strategy"] == "oracle" and row["selected_segments"] == [0, 2, 5, 6]
     assert row["mask_char_spans"] == [[0, 10], [20, 30], [50, 70]] and row["mask_token_spans"] == [[0, 3], [6, 9], [15, 21]]
     assert row["selected_tokens"] == 12 and row["reasoning_tokens"] == 21
+    # its control: random segments of the same trace at the oracle's token budget (the loss's reweighting alike)
+    assert budget["strategy"] == "oracle_budget" and budget["trace_id"] == row["trace_id"]
+    assert abs(budget["selected_tokens"] - row["selected_tokens"]) <= max(metrics["n_tokens"]) // 2 + 1
+    assert budget["selected_segments"] != row["selected_segments"] or budget["selected_tokens"] == row["selected_tokens"]
 
 
 def _generations(correct, tokens):

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from tracesieve.choices import ORACLE_STRATEGY, SCORER_STRATEGIES, WARMUP_INITS
+from tracesieve.choices import ORACLE_STRATEGIES, SCORER_STRATEGIES, WARMUP_INITS
 from tracesieve.config import FineTuningConfig, ModelSpec
 
 ORACLE_SELECTIONS = "oracle_selections"  # the world's planted roles (planted_roles.select_oracle_segments)
@@ -61,7 +61,7 @@ class PipelineShape:
         """The selection table a variant reads its loss masks from: the oracle's comes from the world's planted
         roles (world runs only), a scorer's from ``faithfulness``, IG's strategies' from ``selection``."""
         strategy = self.strategies.get(variant)
-        if strategy == ORACLE_STRATEGY:
+        if strategy in ORACLE_STRATEGIES:
             return ORACLE_SELECTIONS
         return SCORER_SELECTIONS if strategy in SCORER_STRATEGIES else IG_SELECTIONS
 

@@ -8,9 +8,9 @@ import re
 
 import pandas as pd
 
-from tracesieve.choices import ORACLE_STRATEGY
+from tracesieve.choices import ORACLE_BUDGET_STRATEGY, ORACLE_STRATEGY
 from tracesieve.metrics import auroc
-from tracesieve.selection import SELECTION_COLUMNS, selection_row
+from tracesieve.selection import SELECTION_COLUMNS, select_random_segments, selection_row
 from tracesieve.world.problems import DECOY, FILLER, FINAL, SOURCE, UPSTREAM
 
 # Positive class: the segments that write a value the answer consumes. Filler counts checks as filler (a
@@ -28,16 +28,20 @@ LABEL_VALIDITY_THRESHOLD = 0.9
 ORACLE_ROLES = (SOURCE, UPSTREAM, FINAL)
 
 
-def oracle_selections(segments: pd.DataFrame, world_segments: pd.DataFrame) -> pd.DataFrame:
+def oracle_selections(segments: pd.DataFrame, world_segments: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """The selection table (``selection.SELECTION_COLUMNS``) of the ``oracle`` strategy: per trace, the loss on
-    the segments whose planted role is in ``ORACLE_ROLES``. ``segments`` is the segmentation table."""
+    the segments whose planted role is in ``ORACLE_ROLES``; and of its control ``oracle_budget``: random
+    segments of the same trace filling the oracle's token budget (``selection.select_random_segments``,
+    seeded per trace). ``segments`` is the segmentation table."""
     roles = planted_role_of_segments(segments.reset_index(drop=True), world_segments)
     table = segments.reset_index(drop=True).assign(role=roles.to_numpy())
     rows = []
     for _trace_id, trace in table.groupby("trace_id", sort=False):
         trace = trace.sort_values("segment_index")
         chosen = trace.loc[trace["role"].isin(ORACLE_ROLES), "segment_index"].astype(int).tolist()
-        rows.append(selection_row(trace, ORACLE_STRATEGY, chosen))
+        oracle = selection_row(trace, ORACLE_STRATEGY, chosen)
+        budget = select_random_segments(trace, oracle["selected_tokens"], seed=seed + len(rows))
+        rows += [oracle, selection_row(trace, ORACLE_BUDGET_STRATEGY, budget)]
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
@@ -145,6 +149,7 @@ def label_validity(occlusion: pd.DataFrame, segment_spans: pd.DataFrame, world_s
 
 
 ORACLE_VARIANT, FULL_VARIANT, POSITION_VARIANT, BASE_MODEL = "oracle_sft", "full_sft", "position_sft", "base"
+ORACLE_BUDGET_VARIANT = "oracle_budget_sft"
 # The position-only gate passes when keeping the authors' always-kept segments alone (first, penultimate,
 # last) recovers at most this share of the oracle's accuracy headroom over full SFT: past it, position tells
 # roles and the world cannot tell attribution from position.
@@ -236,12 +241,15 @@ def fine_tuning_gates(
     full_generations: pd.DataFrame,
     oracle_generations: pd.DataFrame,
     position_generations: pd.DataFrame | None = None,
+    budget_generations: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """The gates read from fine-tuned models: SFT effect, oracle headroom and (with the ``position_sft``
-    control) position only, merged into one table of figures."""
+    """The gates read from fine-tuned models: SFT effect, oracle headroom, (with the ``position_sft``
+    control) position only and (with ``oracle_budget_sft``) oracle versus budget, merged into one table."""
     gates = {**sft_effect(full_generations, base_generations), **oracle_headroom(oracle_generations, full_generations)}
     if position_generations is not None:
         gates |= position_only(position_generations, oracle_generations, full_generations)
+    if budget_generations is not None:
+        gates |= oracle_vs_budget(oracle_generations, budget_generations)
     return gates
 
 

@@ -7,7 +7,7 @@ from tracesieve.pipelines.evaluation.pipeline import create_evaluation_pipelines
 def test_the_base_model_and_each_variant_are_graded_alike_and_compared():
     pipeline = create_pipeline()
     evaluations = sorted(node.name for node in pipeline.nodes if node.name.endswith("evaluate_model"))
-    variants = ["full_sft", "oracle_sft", "position_sft", "random_matched_sft", "random_sft", "selective_sft", "selective_sft_authors"]
+    variants = ["full_sft", "oracle_budget_sft", "oracle_sft", "position_sft", "random_matched_sft", "random_sft", "selective_sft", "selective_sft_authors"]
     assert evaluations == ["base.evaluate_model", *(f"{variant}.evaluate_model" for variant in variants)]
     by_name = {node.name: node for node in pipeline.nodes}
     assert by_name["base.evaluate_model"].inputs == ["student.model", "tokenizer", "checked_eval_problems", "params:evaluation"]

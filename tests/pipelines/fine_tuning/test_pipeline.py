@@ -13,11 +13,11 @@ from tracesieve.selection import select_loss_segments
 
 def test_one_namespace_per_variant_from_the_same_base_model():
     pipeline = create_pipeline()
-    variants = ["full_sft", "oracle_sft", "position_sft", "random_matched_sft", "random_sft", "selective_sft", "selective_sft_authors"]
+    variants = ["full_sft", "oracle_budget_sft", "oracle_sft", "position_sft", "random_matched_sft", "random_sft", "selective_sft", "selective_sft_authors"]
     assert sorted(node.name for node in pipeline.nodes) == [f"{variant}.train_variant" for variant in variants]
     for node in pipeline.nodes:
         # The oracle's masks come from the world's planted roles, every other strategy's from selection.
-        table = "oracle_selections" if node.namespace == "oracle_sft" else "selections"
+        table = "oracle_selections" if node.namespace in ("oracle_sft", "oracle_budget_sft") else "selections"
         assert node.inputs == ["student.model", "tokenizer", "traces", table, "params:fine_tuning"]
         variant = node.namespace
         assert node.outputs == [f"{variant}.model", f"{variant}.training_metrics", f"{variant}.training_log", f"{variant}.length_rejects"]

@@ -41,17 +41,18 @@ def test_the_oracle_masks_and_the_fine_tuning_gates_are_wired_for_the_default_va
     pipeline = create_pipeline()
     assert {"select_oracle_segments", "measure_fine_tuning_gates"} <= {node.name for node in pipeline.nodes}  # conf/base trains them
     catalog = run_pipeline(pipeline.only_nodes("select_oracle_segments"), {"segments": metrics, "world_segments": planted})
-    assert catalog.load("oracle_selections")["strategy"].tolist() == ["oracle"]
+    assert catalog.load("oracle_selections")["strategy"].tolist() == ["oracle", "oracle_budget"]
     base = _generations([False] * 100, [120] * 100)
     full = _generations([True, False] * 50, [100] * 100)
     position = _generations([True, False] * 50, [95] * 100)
     gates = run_pipeline(
         pipeline.only_nodes("measure_fine_tuning_gates"),
         {"base.generations": base, "full_sft.generations": full, "oracle_sft.generations": _generations([True] * 100, [90] * 100),
-         "position_sft.generations": position},
+         "position_sft.generations": position, "oracle_budget_sft.generations": _generations([True, False] * 50, [92] * 100)},
     )
     gate = {name: entry["value"] for name, entry in gates.load("fine_tuning_gate_metrics").items()}
     assert gate["oracle_headroom_passed"] == 1.0 and gate["oracle_headroom_tokens"] == -10.0
     assert gate["sft_effect_accuracy"] == 0.5 and gate["sft_effect_passed"] == 1.0
     assert gate["position_only_share"] == 0.0 and gate["position_only_passed"] == 1.0
+    assert gate["oracle_vs_budget_accuracy"] == 0.5 and gate["oracle_vs_budget_passed"] == 1.0
     assert gates.load("fine_tuning_gates")["position_only_passed"] == 1.0

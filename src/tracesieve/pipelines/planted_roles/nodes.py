@@ -55,11 +55,12 @@ def measure_fine_tuning_gates(
     full_generations: pd.DataFrame,
     oracle_generations: pd.DataFrame,
     position_generations: pd.DataFrame | None = None,
+    budget_generations: pd.DataFrame | None = None,
 ) -> tuple[dict, dict[str, float]]:
     """The gates read from fine-tuned models: SFT effect (full SFT minus the base student), oracle headroom
     (oracle-mask minus full SFT) and, with the ``position_sft`` control, position only (for MLflow, and as
     figures for the report)."""
-    gates = roles.fine_tuning_gates(base_generations, full_generations, oracle_generations, position_generations)
+    gates = roles.fine_tuning_gates(base_generations, full_generations, oracle_generations, position_generations, budget_generations)
     logger.info(
         "SFT-effect gate %s (full SFT minus the base student: accuracy %+.3f [%+.3f, %+.3f])",
         "passes" if gates["sft_effect_passed"] else "FAILS: SFT on the traces does not improve the student, so no mask can show anything",
@@ -76,5 +77,11 @@ def measure_fine_tuning_gates(
             "Position-only gate %s (first, penultimate and last segments alone recover %.0f%% of the oracle's headroom; at most %.0f%%)",
             "passes" if gates["position_only_passed"] else "FAILS: position tells roles here, so attribution cannot be told from position",
             100 * gates["position_only_share"], 100 * roles.POSITION_ONLY_MAX_SHARE,
+        )
+    if "oracle_vs_budget_passed" in gates:
+        logger.info(
+            "Oracle-versus-budget gate %s (oracle minus random segments at its token budget: accuracy %+.3f [%+.3f, %+.3f])",
+            "passes" if gates["oracle_vs_budget_passed"] else "FAILS: the oracle's headroom may be the loss's reweighting, not its selection",
+            gates["oracle_vs_budget_accuracy"], gates["oracle_vs_budget_accuracy_ci_low"], gates["oracle_vs_budget_accuracy_ci_high"],
         )
     return as_mlflow_metrics(gates), gates

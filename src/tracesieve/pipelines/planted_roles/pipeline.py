@@ -9,7 +9,7 @@ from tracesieve.pipelines.planted_roles.nodes import (
     select_oracle_segments,
 )
 from tracesieve.pipelines.shape import PipelineShape, shape_or_project
-from tracesieve.world.roles import BASE_MODEL, FULL_VARIANT, ORACLE_VARIANT, POSITION_VARIANT, headroom_measured
+from tracesieve.world.roles import BASE_MODEL, FULL_VARIANT, ORACLE_BUDGET_VARIANT, ORACLE_VARIANT, POSITION_VARIANT, headroom_measured
 
 
 def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
@@ -39,6 +39,8 @@ def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:
         }
         if POSITION_VARIANT in variants:
             inputs["position_generations"] = f"{POSITION_VARIANT}.generations"
+        if ORACLE_BUDGET_VARIANT in variants:
+            inputs["budget_generations"] = f"{ORACLE_BUDGET_VARIANT}.generations"
         nodes.append(
             Node(
                 measure_fine_tuning_gates,
