@@ -73,6 +73,10 @@ class ProblemConfig(_Config):
         "retracted", description="retracted: a detour is tried and dropped in line; step: written as a real step (opener, verb, "
         "count), no retraction, and the next step continues from the count before it"
     )
+    distractor_skip_lines: bool = Field(
+        False, description="the reference trace handles a distractor sentence where it stands (\"then Sam buys 4 more, but Sam "
+        "is not Tom: skip.\"), so that a teacher trained on it sees through distractors by a local decision"
+    )
     distractor_owners: Literal[DISTRACTOR_OWNERS] = Field(
         "shared", description="shared: a distractor's owner is one of the owners' names; disjoint: from a list of its own"
     )

@@ -11,6 +11,7 @@ from tracesieve.world.problems import (
     FILLER,
     FINAL,
     ROLES,
+    SKIP,
     SOURCE,
     UPSTREAM,
     generate_problems,
@@ -60,7 +61,7 @@ def test_the_answer_sums_the_source_values_and_every_statement_is_true():
         assert sum(_source_values(problem)) == int(problem.answer)
         for a, op, b, result in re.findall(r"(\d+) (plus|minus) (\d+) is (\d+)", problem.reasoning):
             assert {"plus": int(a) + int(b), "minus": int(a) - int(b)}[op] == int(result), problem.reasoning
-    assert seen_roles == set(ROLES)
+    assert seen_roles == set(ROLES) - {SKIP}  # skip lines only with problems.distractor_skip_lines
 
 
 @pytest.mark.parametrize("final", ["silent", "restates"])
@@ -247,3 +248,23 @@ def test_step_form_detours_look_like_steps_and_the_next_step_continues_from_the_
     with pytest.raises(ValueError, match="detour_form must be one of"):
         generate_problems(1, seed=0, split="x", min_steps=3, max_steps=3, max_value=20, distractor_rate=0.0, check_rate=0.0,
                           restatement_rate=0.0, detour_rate=0.5, detour_form="sideways")
+
+
+def test_skip_lines_handle_each_distractor_where_it_stands_naming_its_owner_beside_the_asked_one():
+    from tracesieve.world.problems import generate_problems
+
+    problems = generate_problems(100, seed=5, split="traces", min_steps=2, max_steps=3, max_value=20, distractor_rate=1.0,
+                                 check_rate=0.3, restatement_rate=0.0, detour_rate=0.0, distractor_skip_lines=True)
+    for problem in problems:
+        (distractor,) = problem.distractors
+        (skip,) = [s for s in problem.segments if s.role == SKIP]
+        text = problem.reasoning[skip.start:skip.end]
+        owner, action = distractor.text.strip().removeprefix("Then ").rstrip(".").split(" ", 1)
+        asked = problem.question.split(" ", 1)[0]
+        assert text.strip().endswith(f"{owner} {action}, but {owner} is not {asked}: skip.")
+        # in the order of the question: as many of the owner's steps come before it as sentences do
+        steps_before = sum(s.role in ("upstream", "source") for s in problem.segments if s.start < skip.start)
+        assert steps_before == problem.question[: distractor.start].count(". Then ")
+    plain = generate_problems(20, seed=5, split="traces", min_steps=2, max_steps=3, max_value=20, distractor_rate=1.0,
+                              check_rate=0.3, restatement_rate=0.0, detour_rate=0.0)
+    assert not any(s.role == SKIP for problem in plain for s in problem.segments)  # off by default: the reference trace never mentions it

@@ -51,8 +51,11 @@ from dataclasses import dataclass, field
 
 from tracesieve.choices import DETOUR_FORMS, DISTRACTOR_OWNERS, FINAL_REGIMES
 
-ROLES = ("source", "upstream", "check", "restatement", "detour", "decoy", "final")
+ROLES = ("source", "upstream", "check", "restatement", "detour", "decoy", "final", "skip")
 SOURCE, UPSTREAM, FINAL, DECOY = "source", "upstream", "final", "decoy"
+# A skip line (``problems.distractor_skip_lines``): the trace handles the distractor sentence where it stands, naming
+# its owner beside the asked one, so that skipping it is a local decision (LeaF's teacher, issue 41).
+SKIP = "skip"
 FILLER = ("check", "restatement", "detour")  # what a trace could lose without changing its answer
 
 NAMES = ("Tom", "Ann", "Ben", "Lucy", "Sam", "Mia", "Leo", "Eva", "Max", "Zoe")
@@ -282,7 +285,7 @@ def _placed(
 
 
 def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_Step, ...], rates: dict, max_number: int,
-           *, decoy: bool, final: str) -> tuple[str, tuple[Segment, ...], bool]:
+           *, decoy: bool, final: str, skip: tuple[int, str, str] | None = None) -> tuple[str, tuple[Segment, ...], bool]:
     """The reasoning over the chain; returns text, planted segments, whether a decoy was planted.
 
     Slot ``k`` of ``len(steps) + 2`` holds the filler written before step ``k``; slot ``len(steps)`` the filler
@@ -322,8 +325,15 @@ def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_S
                     continue
             trace.add(text, role)
 
+    def add_skip(before_step: int) -> None:
+        # (the step the distractor sentence stands before, its owner, its action): skipped there, by owner
+        if skip is not None and skip[0] == before_step:
+            opener = f"{rng.choice(STEP_OPENERS)} then" if trace.parts else "Then"
+            trace.add(f"{opener} {skip[1]} {skip[2]}, but {skip[1]} is not {name}: skip.", SKIP)
+
     for index, step in enumerate(steps):
         add_fillers(slots[index], step.before)
+        add_skip(index)
         is_source = index == len(steps) - 1
         if index == 0:
             body = f"{name} has {start} {item} and {step.trace_phrase}: {step.arithmetic}."
@@ -335,6 +345,7 @@ def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_S
             body = body[:-1] + ", the last step."
         trace.add(body, SOURCE if is_source else UPSTREAM)
     add_fillers(slots[len(steps)], answer)
+    add_skip(len(steps))
     if final == "restates":
         trace.add(f"{rng.choice(FINAL_OPENERS)} **Final Answer** \\boxed{{{answer}}}", FINAL)
     else:
@@ -376,6 +387,7 @@ def generate_problem(
     decoy_rate: float = 0.0,
     after_final_rate: float = 0.0,
     detour_form: str = "retracted",
+    distractor_skip_lines: bool = False,
     final: str = "silent",
     distractor_owners: str = "shared",
     accept_skeleton: Callable[[str], bool] | None = None,
@@ -442,8 +454,9 @@ def generate_problem(
         all_relevant = AllRelevant(relevant_question, relevant_reasoning, str(relevant_steps[-1].after))
         distractors = (Distractor(cut, cut + 1 + len(sentence), " " + sentence),)
     question = " ".join(sentences) + f" How many {item} does {name} have now?"
+    skip = (position, other, action[3]) if with_distractor and distractor_skip_lines else None
     reasoning, segments, planted_decoy = _trace(
-        rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate, final=final
+        rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate, final=final, skip=skip
     )
     return WorldProblem(
         trace_id=trace_id,
