@@ -63,10 +63,12 @@ def problem_options(args, *, min_steps: int, max_steps: int, filler: bool) -> di
 
 
 def warmup_rows(args) -> list[dict]:
-    """The base student's curriculum: short chains step by step, long chains answered directly."""
-    short = generate_problems(args.n_warmup // 2, seed=args.base_seed, split="warmup-short",
+    """The base student's curriculum: short chains step by step, and a share ``--direct-share`` of long chains
+    answered directly."""
+    n_direct = round(args.direct_share * args.n_warmup)
+    short = generate_problems(args.n_warmup - n_direct, seed=args.base_seed, split="warmup-short",
                               **problem_options(args, min_steps=args.short_steps[0], max_steps=args.short_steps[1], filler=False))
-    long = generate_problems(args.n_warmup - len(short), seed=args.base_seed, split="warmup-long",
+    long = generate_problems(n_direct, seed=args.base_seed, split="warmup-long",
                              **problem_options(args, min_steps=args.long_steps[0], max_steps=args.long_steps[1], filler=False))
     rows = [{"question": p.question, "reasoning": p.reasoning, "answer": p.answer} for p in short]
     rows += [{"question": p.question, "reasoning": "", "answer": p.answer} for p in long]
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--restatement-rate", type=float, default=0.2)
     parser.add_argument("--detour-rate", type=float, default=0.5)
     parser.add_argument("--n-warmup", type=int, default=22400)
+    parser.add_argument("--direct-share", type=float, default=0.5, help="share of the warm-up that is long chains answered directly")
     parser.add_argument("--warmup-steps", type=int, default=700)
     parser.add_argument("--n-traces", type=int, default=200)
     parser.add_argument("--n-eval", type=int, default=1000)
@@ -180,7 +183,8 @@ def main() -> None:
     base_config = TrainingConfig(max_steps=args.warmup_steps, batch_size=32, learning_rate=3e-3, logging_steps=50,
                                  save_steps=args.warmup_steps, seed=args.base_seed, bf16=False)
     t0 = time.perf_counter()
-    base_key = f"{args.design}-base{args.base_seed}-{args.short_steps}-{args.long_steps}-{args.n_warmup}-{args.warmup_steps}".replace(" ", "")
+    base_key = (f"{args.design}-base{args.base_seed}-{args.short_steps}-{args.long_steps}-{args.n_warmup}-{args.warmup_steps}"
+                f"-{args.direct_share}").replace(" ", "")
     base = train(shape, tokenizer, base_examples, base_config, args.work / base_key)
     base_seconds = time.perf_counter() - t0
     base_state = {k: v.clone() for k, v in base.state_dict().items()}

@@ -50,9 +50,12 @@ GATE_VALUES = {
     "label_validity_upstream": ("gate.label_validity_upstream_auroc", "AUROC, the next step's starting count, upstream against filler"),
     "sft_effect": ("gate.sft_effect_accuracy", "accuracy, full SFT minus the base student"),
     "oracle_headroom": ("gate.oracle_headroom_accuracy", "accuracy, the oracle's mask minus full SFT"),
+    "oracle_vs_budget": ("gate.oracle_vs_budget_accuracy", "accuracy, the oracle's mask minus random segments at its token budget"),
     "position_only": ("gate.position_only_share", "share of that headroom first, penultimate and last recover (undefined without headroom)"),
     "distractor_effect": ("gate.distractor_effect", "student accuracy without minus with a distractor"),
     "distractor_teacher": ("gate.distractor_effect_teacher", "the teacher's, the same"),
+    "kd_effect": ("gate.kd_effect_accuracy", "accuracy, KD minus the base student"),
+    "leaf_oracle": ("gate.leaf_oracle_accuracy", "accuracy, distillation on oracle counterfactuals minus KD"),
 }
 
 
@@ -69,6 +72,7 @@ def _default_run(result: dict) -> str:
     ]
     for gate, (key, measured) in GATE_VALUES.items():
         if f"gate.{gate}_passed" not in gates:
+            lines.append(f"| `{gate}` | {measured} | not measured | **no** (a missing gate fails) |")
             continue
         shown = format_figure(gates, key, signed=True) if gates.get(key) is not None else "undefined"
         lines.append(f"| `{gate}` | {measured} | {shown} | {'yes' if gates[f'gate.{gate}_passed'] else '**no**'} |")
@@ -96,11 +100,14 @@ def _default_run_headline(result: dict, _root: Path) -> str:
     gates = result["gates"]
     passed = sorted(name.removeprefix("gate.").removesuffix("_passed") for name, value in gates.items() if name.endswith("_passed") and value)
     failed = sorted(name.removeprefix("gate.").removesuffix("_passed") for name, value in gates.items() if name.endswith("_passed") and not value)
+    missing = [gate for gate in GATE_VALUES if f"gate.{gate}_passed" not in gates]
     return (
         f"- A fresh default run: {number(result['wall_seconds'] / 60, 1)} minutes at {number(result['matmul_gflops'], 0)} GFLOP/s "
         f"(goal {number(result['budget_seconds'] / 60, 0)}), {number(result['checkpoint_bytes'] / 2**20, 0)} MiB of checkpoints.\n"
         f"- The world's gates passing: {', '.join(f'`{name}`' for name in passed) or 'none'}; failing: "
-        f"{', '.join(f'`{name}`' for name in failed) or 'none'}. A failing gate marks the verdicts it invalidates."
+        f"{', '.join(f'`{name}`' for name in failed) or 'none'}"
+        + (f"; not measured, so failing: {', '.join(f'`{name}`' for name in missing)}" if missing else "")
+        + ". A failing gate marks the verdicts it invalidates."
     )
 
 
@@ -286,6 +293,38 @@ def _experiment_over_training_seeds(result: dict) -> str:
     return "\n".join(lines)
 
 
+DEV_WORLD_GATES = ("sft_effect", "oracle_headroom", "oracle_vs_budget")
+
+
+def _dev_worlds(result: dict) -> str:
+    """The world designs tried on dev worlds (benchmarks/world_design.py): per design and world, each model's
+    accuracy, length and how often it writes filler, and the segment testbed's gates."""
+    lines = ["| design | base seed | world | base (short chains) | base | full SFT | oracle | random at oracle's budget "
+             "| filler share: full / oracle | full SFT accuracy with / without filler | "
+             + " | ".join(f"`{gate}`" for gate in DEV_WORLD_GATES) + " |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | " + " | ".join("---" for _ in DEV_WORLD_GATES) + " |"]
+    for entry in result["entries"]:
+        models, gates = entry["models"], entry["gates"]
+
+        def accuracy(name: str) -> str:
+            return f"{number(models[name]['accuracy'], 3)} ({number(models[name]['mean_tokens'], 0)} tok)"
+
+        full = models["full"]
+        cells = [
+            f"{format_figure(gates, f'{gate}_accuracy', 3, signed=True)} {'yes' if gates.get(f'{gate}_passed') else '**no**'}"
+            for gate in DEV_WORLD_GATES
+        ]
+        lines.append(
+            f"| {entry['design']} | {entry['base_seed']} | {entry['world_seed']} | {number(entry.get('base_short_chain_accuracy'), 3)} "
+            f"| {accuracy('base')} | {accuracy('full')} | {accuracy('oracle')} | {accuracy('random_budget')} "
+            f"| {number(full['filler_share'], 2)} / {number(models['oracle']['filler_share'], 2)} "
+            f"| {number(full['accuracy_with_filler'], 3)} / {number(full['accuracy_without_filler'], 3)} | " + " | ".join(cells) + " |"
+        )
+    lines += ["", "Settings of each design (warm-up curriculum, chain lengths, filler rates, SFT steps) are in the file's "
+              "`settings`; every world here is a dev world (seeds 0-2), never one a verdict is read from."]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Result:
     """One result file: what it is, the code its figures depend on, and how it renders."""
@@ -301,6 +340,8 @@ RESULTS: tuple[Result, ...] = (
            ("src/tracesieve", "conf/base", "benchmarks/default_run_bench.py"), _default_run),
     Result("experiment.json", "The world's experiment",
            ("src/tracesieve", "conf/base", "benchmarks/experiment.py"), _experiment),
+    Result("dev_worlds.json", "World designs on dev worlds",
+           ("src/tracesieve/world", "src/tracesieve/training.py", "benchmarks/world_design.py"), _dev_worlds),
     Result("ig_bench.json", "Integrated gradients at equal accuracy",
            ("src/tracesieve/attribution", "src/tracesieve/selection.py", "benchmarks/ig_bench.py"), _ig_bench),
     Result("ig_convergence.json", "Points IG needs to converge",
