@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
 import time
 from pathlib import Path
@@ -36,18 +35,18 @@ from transformers import set_seed
 
 from tracesieve import provenance
 from tracesieve.config import ProblemConfig, TrainingConfig
-from tracesieve.generation import generate_completions
 from tracesieve.evaluation import is_correct
+from tracesieve.generation import generate_completions
 from tracesieve.modeling import build_llama
+from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, INSTRUCTION
+from tracesieve.selection import select_random_segments
 from tracesieve.training import encode_for_sft, supervised_token_count, train_causal_lm
 from tracesieve.world.problems import FINAL, SOURCE, UPSTREAM, generate_problems
-from tracesieve.world.roles import oracle_vs_budget, oracle_headroom, sft_effect
+from tracesieve.world.roles import oracle_headroom, oracle_vs_budget, sft_effect
 from tracesieve.world.tokenizer import build_word_tokenizer
-from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, INSTRUCTION
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP_LINE = re.compile(r"\d+ (?:plus|minus) \d+ is \d+")
-ACTION_SENTENCE = re.compile(r"Then \w+ (?:buys|finds|gives away|loses) \d+")
 
 
 def step_lines(text: str) -> int:
@@ -105,17 +104,19 @@ def mask_spans(problem, roles: set[str] | None) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in problem.segments if roles is None or s.role in roles]
 
 
-def random_budget_spans(problem, tokenizer, budget: int, rng: random.Random) -> list[tuple[int, int]]:
-    """Random segments whose tokens come closest to ``budget`` (the oracle's, this trace), added in a random order."""
-    segments = list(problem.segments)
-    rng.shuffle(segments)
-    chosen, total = [], 0
-    for segment in segments:
-        n = len(tokenizer(problem.reasoning[segment.start:segment.end], add_special_tokens=False)["input_ids"])
-        if abs(total + n - budget) < abs(total - budget):
-            chosen.append(segment)
-            total += n
-    return sorted((s.start, s.end) for s in chosen)
+def segment_tokens(problem, tokenizer) -> pd.DataFrame:
+    """Each planted segment's index and token count, as ``selection.select_random_segments`` reads them."""
+    sizes = [len(tokenizer(problem.reasoning[s.start:s.end], add_special_tokens=False)["input_ids"]) for s in problem.segments]
+    return pd.DataFrame({"segment_index": range(len(sizes)), "n_tokens": sizes})
+
+
+def random_budget_spans(problem, tokenizer, roles: set[str], seed: int) -> list[tuple[int, int]]:
+    """Random segments at the token budget of the segments whose roles are ``roles`` (the oracle's), this trace:
+    the same draw as the pipeline's ``oracle_budget`` control (``select_random_segments``)."""
+    sizes = segment_tokens(problem, tokenizer)
+    budget = int(sum(n for n, s in zip(sizes["n_tokens"], problem.segments, strict=True) if s.role in roles))
+    chosen = select_random_segments(sizes, budget, seed=seed)
+    return [(problem.segments[i].start, problem.segments[i].end) for i in chosen]
 
 
 def grade(model, tokenizer, evaluation, args) -> pd.DataFrame:
@@ -201,17 +202,14 @@ def main() -> None:
                                   **problem_options(args, min_steps=args.short_steps[0], max_steps=args.short_steps[1], filler=False))
         base_short_accuracy = float(grade(base, tokenizer, short, args)["correct"].mean())
         print(f"base on its short chains: {base_short_accuracy:.3f}", flush=True)
-        oracle_examples = [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer, supervised_spans=mask_spans(p, {SOURCE, UPSTREAM, FINAL}))
-                           for p in traces]
-        rng = random.Random(seed)
+        oracle_roles = {SOURCE, UPSTREAM, FINAL}
         masks = {
             "full": [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer) for p in traces],
-            "oracle": oracle_examples,
-            "random_budget": [
-                encode_for_sft(tokenizer, p.question, p.reasoning, p.answer, supervised_spans=random_budget_spans(
-                    p, tokenizer, sum(label != -100 for label in oracle["labels"]) - 1 - len(tokenizer(ANSWER_PREFIX + p.answer + ANSWER_CLOSE, add_special_tokens=False)["input_ids"]), rng))
-                for p, oracle in zip(traces, oracle_examples, strict=True)
-            ],
+            "oracle": [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer, supervised_spans=mask_spans(p, oracle_roles))
+                       for p in traces],
+            "random_budget": [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer,
+                                             supervised_spans=random_budget_spans(p, tokenizer, oracle_roles, seed=seed + index))
+                              for index, p in enumerate(traces)],
         }
         for name, examples in masks.items():
             budgets[name] = supervised_token_count(examples)
