@@ -65,7 +65,8 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(ran):
     assert run.info.run_name.startswith("base · __default__ · ") and "max_steps=4" in run.info.run_name  # conf/local's edits
     assert run.data.tags["seed"] == "0" and "fine_tuning.max_steps=4" in run.data.tags["overrides"] and run.data.tags["partial"] == "false"
     children = tracking.variant_runs(run.info.run_id)
-    variants = ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "position_sft", "random_matched_sft")
+    variants = ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "oracle_budget_sft", "position_sft",
+                "random_matched_sft")
     assert set(children) == {"teacher", "student", "base", "leaf_student", "kd", "leaf_distilled", *variants}
     assert len(runs) == 1 + len(children) and all(child.info.status == "FINISHED" for child in children.values())
     experiment = mlflow.get_experiment_by_name("tracesieve")
@@ -148,13 +149,15 @@ def test_kedro_run_logs_one_mlflow_run_with_every_stage(ran):
     # Fine-tuning: every default variant from the same base, same steps; budgets logged per variant.
     supervised = {
         variant: metrics[f"{variant}.supervised_tokens"]
-        for variant in ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "position_sft", "random_matched_sft")
+        for variant in ("full_sft", "selective_sft", "selective_sft_authors", "random_sft", "oracle_sft", "oracle_budget_sft", "position_sft",
+                        "random_matched_sft")
     }
     assert all(supervised[variant] < supervised["full_sft"] for variant in ("selective_sft", "random_sft", "oracle_sft", "position_sft"))
     assert supervised["selective_sft"] <= supervised["selective_sft_authors"]
     # The authors' controls: its always-kept segments alone, and random ones beside them at its budget.
     assert supervised["position_sft"] <= supervised["selective_sft_authors"]
     assert children["position_sft"].data.params["strategy"] == "position" and children["random_matched_sft"].data.params["strategy"] == "random_matched"
+    assert children["oracle_budget_sft"].data.params["strategy"] == "oracle_budget"
     assert all(metrics[f"{variant}.train_steps"] == 4 for variant in supervised)
     history = mlflow.MlflowClient().get_metric_history(children["selective_sft"].info.run_id, "train_loss")
     assert [point.step for point in history] == [1, 2, 3, 4]  # a point per logged step
