@@ -285,7 +285,8 @@ def _placed(
 
 
 def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_Step, ...], rates: dict, max_number: int,
-           *, decoy: bool, final: str, skip: tuple[int, str, str] | None = None) -> tuple[str, tuple[Segment, ...], bool]:
+           *, decoy: bool, final: str, detour_form: str = "retracted", skip: tuple[int, str, str] | None = None
+           ) -> tuple[str, tuple[Segment, ...], bool]:
     """The reasoning over the chain; returns text, planted segments, whether a decoy was planted.
 
     Slot ``k`` of ``len(steps) + 2`` holds the filler written before step ``k``; slot ``len(steps)`` the filler
@@ -307,7 +308,7 @@ def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_S
             _placed(rng, slots, 0, _restatement(rng, name, start, forbidden, max_number), "restatement", after_final)
         if rng.random() < rates["detour_rate"]:
             # A step-form detour's text depends on the count where it lands: written when the trace is built.
-            detour = STEP_DETOUR if rates.get("detour_form") == "step" else _detour(rng, step, forbidden, max_number)
+            detour = STEP_DETOUR if detour_form == "step" else _detour(rng, step, forbidden, max_number)
             _placed(rng, slots, index, detour, "detour", after_final)
         if index == decoy_at:
             text = _detour(rng, step, forbidden, max_number, result=answer, avoid=frozenset(s.before for s in steps))
@@ -441,8 +442,7 @@ def generate_problem(
     relevant_rng = random.Random(rng.random())  # its own stream: the all-relevant trace does not shift the reference one's draws
     if detour_form not in DETOUR_FORMS:
         raise ValueError(f"detour_form must be one of {DETOUR_FORMS}, got {detour_form!r}")
-    rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate,
-             "after_final_rate": after_final_rate, "detour_form": detour_form}
+    rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate, "after_final_rate": after_final_rate}
     max_number = max_value + 9  # detours may step past max_value
     if with_distractor:
         sentence = f"Then {other} {action[2]}."
@@ -450,13 +450,14 @@ def generate_problem(
         sentences.insert(position + 1, sentence)
         relevant_sentences = sentences[: position + 1] + [f"Then {name} {action[2]}."] + sentences[position + 2 :]
         relevant_question = " ".join(relevant_sentences) + f" How many {item} does {name} have now?"
-        relevant_reasoning, _, _ = _trace(relevant_rng, name, item, start, relevant_steps, rates, max_number, decoy=False, final=final)
+        relevant_reasoning, _, _ = _trace(relevant_rng, name, item, start, relevant_steps, rates, max_number, decoy=False, final=final,
+                                           detour_form=detour_form)
         all_relevant = AllRelevant(relevant_question, relevant_reasoning, str(relevant_steps[-1].after))
         distractors = (Distractor(cut, cut + 1 + len(sentence), " " + sentence),)
     question = " ".join(sentences) + f" How many {item} does {name} have now?"
     skip = (position, other, action[3]) if with_distractor and distractor_skip_lines else None
     reasoning, segments, planted_decoy = _trace(
-        rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate, final=final, skip=skip
+        rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate, final=final, detour_form=detour_form, skip=skip
     )
     return WorldProblem(
         trace_id=trace_id,

@@ -36,11 +36,11 @@ def oracle_selections(segments: pd.DataFrame, world_segments: pd.DataFrame, seed
     roles = planted_role_of_segments(segments.reset_index(drop=True), world_segments)
     table = segments.reset_index(drop=True).assign(role=roles.to_numpy())
     rows = []
-    for _trace_id, trace in table.groupby("trace_id", sort=False):
+    for trace_index, (_trace_id, trace) in enumerate(table.groupby("trace_id", sort=False)):
         trace = trace.sort_values("segment_index")
         chosen = trace.loc[trace["role"].isin(ORACLE_ROLES), "segment_index"].astype(int).tolist()
         oracle = selection_row(trace, ORACLE_STRATEGY, chosen)
-        budget = select_random_segments(trace, oracle["selected_tokens"], seed=seed + len(rows))
+        budget = select_random_segments(trace, oracle["selected_tokens"], seed=seed + 2 * trace_index)  # the seeds it had
         rows += [oracle, selection_row(trace, ORACLE_BUDGET_STRATEGY, budget)]
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
