@@ -9,7 +9,7 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup setup-vllm test-vllm run real-cpu test test-fast sweep experiment bench bench-gpu bench-run results viz mlflow-ui clean-data
+.PHONY: setup setup-vllm test-vllm run real-cpu test test-fast sweep experiment bench bench-gpu bench-run bench-startup results viz mlflow-ui clean-data
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,10 @@ results: setup
 # the machine's matmul rate, every node's seconds, the checkpoints' disk, every gate and the commit.
 bench-run: setup
 	$(BIN)/python benchmarks/default_run_bench.py $(ARGS)
+
+# kedro registry list and refused runs against kedro --version, as ratios (ARGS="--before <commit>" to compare)
+bench-startup: setup
+	$(BIN)/python benchmarks/startup_bench.py $(ARGS)
 
 viz: setup
 	$(BIN)/kedro viz build --include-hooks

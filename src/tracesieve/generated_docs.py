@@ -210,6 +210,18 @@ def _engine_bench(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _startup(result: dict) -> str:
+    names = ("registry_list", "refused_missing_models", "refused_bad_key")
+    lines = ["| tree | kedro --version s | " + " | ".join(f"{name.replace('_', ' ')} s (x version)" for name in names)
+             + " | refused runs opened an MLflow store |", "| --- | ---: | " + " | ".join("---:" for _ in names) + " | --- |"]
+    for tree, row in result["trees"].items():
+        cells = [f"{number(row['seconds'][name], 2)} (x{number(row['ratio_to_version'][name], 2)})" for name in names]
+        lines.append(f"| {tree} | {number(row['seconds']['version'], 2)} | " + " | ".join(cells)
+                     + f" | {'yes' if row['refused_runs_left_an_mlflow_store'] else 'no'} |")
+    lines += ["", f"Least of repeated runs, interleaved across trees; goal: every ratio at most {number(result['goal_ratio'], 1)}."]
+    return "\n".join(lines)
+
+
 def _long_trace_bench(result: dict) -> str:
     lines = ["| stage | labels | tokens | peak before GiB | peak after GiB | working memory after/before | tokens/s after/before |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -342,6 +354,9 @@ RESULTS: tuple[Result, ...] = (
            ("src/tracesieve", "conf/base", "benchmarks/experiment.py"), _experiment),
     Result("dev_worlds.json", "World designs on dev worlds",
            ("src/tracesieve/world", "src/tracesieve/training.py", "benchmarks/world_design.py"), _dev_worlds),
+    Result("startup.json", "Start-up of commands that run no node",
+           ("src/tracesieve/hooks.py", "src/tracesieve/lazy.py", "src/tracesieve/pipelines", "src/tracesieve/datasets",
+            "benchmarks/startup_bench.py"), _startup),
     Result("ig_bench.json", "Integrated gradients at equal accuracy",
            ("src/tracesieve/attribution", "src/tracesieve/selection.py", "benchmarks/ig_bench.py"), _ig_bench),
     Result("ig_convergence.json", "Points IG needs to converge",

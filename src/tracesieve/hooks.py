@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 
+import click
 import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro_mlflow.framework.hooks import MlflowHook
@@ -118,15 +119,28 @@ class ConfigMlflowHook(MlflowHook):
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        super().after_context_created(context)
+        # kedro-mlflow's own set-up (tracking URI, store, experiment) waits for before_pipeline_run: opening the
+        # store imports SQLAlchemy and checks its migrations (seconds), which a command that never runs a
+        # pipeline (kedro viz build, kedro registry list) or a run the preflight refuses does not need.
+        self._context = context
+
+    @hook_impl
+    def after_catalog_created(self, catalog, conf_catalog, conf_creds, parameters, save_version, load_versions) -> None:
+        # kedro-mlflow names its metrics datasets here by building every dataset of the catalog (importing
+        # matplotlib among others): that too waits for a run that starts.
+        self._catalog_created = {"catalog": catalog, "conf_catalog": conf_catalog, "conf_creds": conf_creds, "parameters": parameters,
+                                 "save_version": save_version, "load_versions": load_versions}
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        context = self._context
         # As configured (dictionaries, --params merged in): context.params holds the validated config objects.
         self._parameters = context.config_loader["parameters"]
         self._command_line = list(tracking.flatten(context.config_loader.runtime_params or {}))
         self._defaults = _env_defaults(context)
         self._project_path = context.project_path
-
-    @hook_impl
-    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        super().after_context_created(context)
+        super().after_catalog_created(**self._catalog_created)
         super().before_pipeline_run(run_params=run_params, pipeline=pipeline, catalog=catalog)
         run = mlflow.active_run()
         if run is None or not self._is_mlflow_enabled:
@@ -274,6 +288,22 @@ def _checked_inputs(pipeline, catalog) -> dict:
     return checked
 
 
+def _is_project_dataset(catalog, name: str, cls: type) -> bool:
+    """Whether the catalog's dataset ``name`` is of this project's type ``cls`` (or a subclass), read from its
+    configuration without building it: Kedro's ``get_type`` imports the class's module, matplotlib and all."""
+    from kedro.utils import load_obj
+
+    lazy = getattr(catalog, "_lazy_datasets", {}).get(name)  # Kedro's not-yet-built datasets, config and all
+    qualified_type = lazy.config.get("type") if lazy is not None else catalog.get_type(name)
+    if not isinstance(qualified_type, str) or not qualified_type.startswith("tracesieve."):
+        return False  # every model folder dataset is the project's own
+    try:
+        found = load_obj(qualified_type)
+    except (AttributeError, ImportError, ValueError):
+        return False  # the catalog itself says why when the dataset is built
+    return isinstance(found, type) and issubclass(found, cls)
+
+
 def preflight_problems(pipeline, catalog) -> list[str]:
     """What would make this run fail part-way, found before it starts: a provided (read-only) model folder
     the pipeline would overwrite, or a model, tokenizer, trace file or table it reads that is absent.
@@ -283,8 +313,12 @@ def preflight_problems(pipeline, catalog) -> list[str]:
 
     problems = []
     for name in sorted(pipeline.all_outputs()):
-        dataset = catalog.get(name) if name in catalog else None
-        if isinstance(dataset, _FolderDataset) and not dataset.writable:
+        # Only model folders can be read-only; building every output dataset to find them would import
+        # matplotlib and the rest of the catalog's dataset classes for nothing.
+        if name not in catalog or not _is_project_dataset(catalog, name, _FolderDataset):
+            continue
+        dataset = catalog.get(name)
+        if not dataset.writable:
             problems.append(f"{name}: this pipeline would overwrite it, but it is read-only here ({dataset._path}); run a pipeline that only reads it, such as from_traces")
     for name, dataset in _checked_inputs(pipeline, catalog).items():
         if isinstance(dataset, _FolderDataset | TraceFilesDataset):
@@ -316,14 +350,19 @@ def method_choice(pipeline, catalog, env: str) -> str | None:
     return "This pipeline runs both methods. " + "; ".join(lines) + ". " + advice
 
 
+class RunRefused(click.ClickException, ValueError):
+    """A run that cannot start: the CLI prints its message alone ("Error: ..."), without the traceback of a
+    failure, and exits with status 1. A ValueError to Python callers of ``KedroSession.run``."""
+
+
 class PreflightHooks:
     """Stops a run before its first node when it could not finish, naming every problem at once, and, for a
     run of both methods, which method its configured models allow."""
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before kedro-mlflow sets up its store and opens the run: a refused run costs neither
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         problems = preflight_problems(pipeline, catalog)
         if problems:
             env = run_params.get("env") or "base + local"
             choice = method_choice(pipeline, catalog, env)
-            raise ValueError(f"This run (env {env}) cannot start:\n- " + "\n- ".join(problems) + (f"\n{choice}" if choice else ""))
+            raise RunRefused(f"This run (env {env}) cannot start:\n- " + "\n- ".join(problems) + (f"\n{choice}" if choice else ""))

@@ -8,10 +8,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.metrics import roc_auc_score
 
-Z_95 = float(stats.norm.ppf(0.975))  # the standard normal's 97.5% quantile: two-sided 95% intervals
+from tracesieve.lazy import lazy_module
+
+stats = lazy_module("scipy.stats")  # a second to import, and every nodes module imports this one
+
+# The standard normal's 97.5% quantile (two-sided 95% intervals), as scipy.stats.norm.ppf(0.975) gives it to the
+# last bit (statistics.NormalDist differs in the 16th digit, which would change stored figures).
+Z_95 = 1.959963984540054
 
 
 def _mean_with_interval(values: np.ndarray, bounds) -> tuple[float, float, float]:
@@ -74,6 +78,8 @@ def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
 def auroc(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
     """Probability that a random positive outscores a random negative, ties counted half (scikit-learn's
     ROC AUC, which is the Mann-Whitney U over the pairs); NaN without both classes."""
+    from sklearn.metrics import roc_auc_score  # not at the top: importing scikit-learn takes seconds
+
     if len(positive_scores) == 0 or len(negative_scores) == 0:
         return math.nan
     labels = np.r_[np.ones(len(positive_scores)), np.zeros(len(negative_scores))]

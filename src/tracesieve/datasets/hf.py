@@ -10,7 +10,10 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from tracesieve.modeling import load_causal_lm, load_tokenizer
+from tracesieve.lazy import lazy_module
+
+modeling = lazy_module("tracesieve.modeling")  # torch, transformers: loaded when a model or tokenizer loads
+
 
 
 def _log_folder_to_mlflow(path: Path, artifact_path: str | None, weights: bool = True, variant: str | None = None) -> None:
@@ -122,7 +125,7 @@ class HFModelDataset(_FolderDataset):
         self._trust_remote_code = trust_remote_code
 
     def load(self):
-        return load_causal_lm(
+        return modeling.load_causal_lm(
             self._path, dtype=self._dtype, trust_remote_code=self._trust_remote_code, attn_implementation=self._attn_implementation
         )
 
@@ -148,7 +151,7 @@ class HFTokenizerDataset(_FolderDataset):
         self._trust_remote_code = trust_remote_code
 
     def load(self):
-        return load_tokenizer(self._path, trust_remote_code=self._trust_remote_code)
+        return modeling.load_tokenizer(self._path, trust_remote_code=self._trust_remote_code)
 
     def save(self, tokenizer) -> None:
         self._write_folder(tokenizer.save_pretrained)

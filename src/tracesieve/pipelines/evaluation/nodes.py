@@ -8,12 +8,14 @@ import pandas as pd
 
 from tracesieve import contamination
 from tracesieve.config import EvaluationConfig
-from tracesieve.evaluation import evaluate_on_problems, model_comparison
+from tracesieve.lazy import lazy_module
 from tracesieve.metrics import as_mlflow_metrics
-from tracesieve.modeling import resolve_device, resolve_dtype
 
 logger = logging.getLogger(__name__)
 BASE_MODEL = "base"
+
+evaluation = lazy_module("tracesieve.evaluation")  # math-verify, torch
+modeling = lazy_module("tracesieve.modeling")  # torch, transformers
 
 
 def check_contamination(eval_problems: pd.DataFrame, traces: pd.DataFrame, config: EvaluationConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -32,9 +34,9 @@ def check_contamination(eval_problems: pd.DataFrame, traces: pd.DataFrame, confi
 
 def evaluate_model(model, tokenizer, eval_problems: pd.DataFrame, config: EvaluationConfig) -> tuple[pd.DataFrame, dict]:
     """Generations for every held-out problem (one row per sample), graded with math-verify; summary metrics."""
-    device = resolve_device(config.device)
-    model = model.to(device=device, dtype=resolve_dtype(config.dtype, device))
-    generations, summary = evaluate_on_problems(model, tokenizer, eval_problems, config)
+    device = modeling.resolve_device(config.device)
+    model = model.to(device=device, dtype=modeling.resolve_dtype(config.dtype, device))
+    generations, summary = evaluation.evaluate_on_problems(model, tokenizer, eval_problems, config)
     logger.info(
         "accuracy %.3f [%.3f, %.3f] on %d problems x %d samples; mean response %.0f tokens; %.0f s",
         summary["accuracy"], summary["accuracy_ci_low"], summary["accuracy_ci_high"], summary["problems"], config.num_samples,
@@ -58,6 +60,6 @@ def compare_models(evaluation_config: EvaluationConfig, **models: pd.DataFrame |
     (the pipeline's shape, built from this run's ``fine_tuning.variants``, wires them).
     """
     generations, logs = generations_and_logs(models)
-    comparison, metrics = model_comparison(generations, logs, evaluation_config.reference, evaluation_config.pass_at_k)
+    comparison, metrics = evaluation.model_comparison(generations, logs, evaluation_config.reference, evaluation_config.pass_at_k)
     logger.info("Model comparison:\n%s", comparison[["model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"]].to_string(index=False))
     return comparison, as_mlflow_metrics(metrics)

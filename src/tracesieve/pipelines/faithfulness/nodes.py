@@ -6,26 +6,28 @@ import logging
 
 import pandas as pd
 
-from tracesieve import scorers
 from tracesieve.config import FaithfulnessConfig, SelectionConfig
+from tracesieve.lazy import lazy_module
 from tracesieve.metrics import as_mlflow_metrics
-from tracesieve.modeling import resolve_device
 
 logger = logging.getLogger(__name__)
+
+modeling = lazy_module("tracesieve.modeling")  # torch, transformers
+scorers = lazy_module("tracesieve.scorers")  # torch
 
 
 def score_segments_by_every_scorer(
     traces: pd.DataFrame, model, tokenizer, segments: pd.DataFrame, segment_metrics: pd.DataFrame, config: FaithfulnessConfig
 ) -> pd.DataFrame:
     """Every configured scorer's score for every segment, on the attribution model."""
-    return scorers.segment_scores(model.to(resolve_device()), tokenizer, traces, segments, segment_metrics, scorers=config.scorers, seed=config.seed)
+    return scorers.segment_scores(model.to(modeling.resolve_device()), tokenizer, traces, segments, segment_metrics, scorers=config.scorers, seed=config.seed)
 
 
 def measure_faithfulness(
     traces: pd.DataFrame, model, tokenizer, segments: pd.DataFrame, segment_scores: pd.DataFrame, config: FaithfulnessConfig
 ) -> tuple[pd.DataFrame, dict]:
     """Comprehensiveness and sufficiency curves per scorer, and their AOPC against random order."""
-    curves = scorers.deletion_curves(model.to(resolve_device()), tokenizer, traces, segments, segment_scores, config.fractions)
+    curves = scorers.deletion_curves(model.to(modeling.resolve_device()), tokenizer, traces, segments, segment_scores, config.fractions)
     summary = scorers.faithfulness_summary(curves)
     for scorer in config.scorers:
         logger.info(

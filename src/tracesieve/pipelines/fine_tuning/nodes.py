@@ -7,8 +7,10 @@ from typing import Any
 import pandas as pd
 
 from tracesieve.config import FineTuningConfig
+from tracesieve.lazy import lazy_module
 from tracesieve.metrics import training_metrics
-from tracesieve.training import fine_tune_variant
+
+training = lazy_module("tracesieve.training")  # torch, transformers, TRL, PEFT
 
 
 def fine_tuning_node(variant: str):
@@ -24,7 +26,7 @@ def fine_tuning_node(variant: str):
         MLflow; the same as a saved training log for the comparison and the report; and the traces left out
         for being over ``fine_tuning.max_length`` (empty unless ``over_length: reject``).
         """
-        model, history, summary, rejects = fine_tune_variant(base_model, tokenizer, traces, selections, config.strategies[variant], config)
+        model, history, summary, rejects = training.fine_tune_variant(base_model, tokenizer, traces, selections, config.strategies[variant], config)
         return model, training_metrics(summary, history), {"summary": summary, "history": history}, rejects
 
     return train_variant

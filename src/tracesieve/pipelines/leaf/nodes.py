@@ -10,23 +10,28 @@ from typing import Any
 import pandas as pd
 
 from tracesieve.config import EvaluationConfig, LeafConfig
-from tracesieve.evaluation import comparison_by_distractor_subset
-from tracesieve.leaf import counterfactuals, distillation, gradients, intervention
+from tracesieve.lazy import lazy_module
 from tracesieve.metrics import as_mlflow_metrics, training_metrics
-from tracesieve.modeling import resolve_device
 from tracesieve.pipelines.evaluation.nodes import generations_and_logs
-from tracesieve.reporting import leaf_report_markdown
-from tracesieve.result_store import ResultStore
-from tracesieve.world import distractors
 
 logger = logging.getLogger(__name__)
 
+modeling = lazy_module("tracesieve.modeling")  # torch, transformers
+result_store = lazy_module("tracesieve.result_store")  # pyarrow
+reporting = lazy_module("tracesieve.reporting")  # matplotlib
+evaluation = lazy_module("tracesieve.evaluation")  # math-verify, torch
+counterfactuals = lazy_module("tracesieve.leaf.counterfactuals")  # the LeaF steps: torch, transformers, TRL
+distillation = lazy_module("tracesieve.leaf.distillation")
+gradients = lazy_module("tracesieve.leaf.gradients")
+intervention = lazy_module("tracesieve.leaf.intervention")
+distractors = lazy_module("tracesieve.world.distractors")
+
 
 def compare_teacher_student_gradients(
-    traces: pd.DataFrame, teacher_model, student_model, tokenizer, config: LeafConfig, leaf_gradient_store: ResultStore
+    traces: pd.DataFrame, teacher_model, student_model, tokenizer, config: LeafConfig, leaf_gradient_store: result_store.ResultStore
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per analysed token of every trace: normalised g_T, g_S and delta; the traces that could not be analysed."""
-    device = resolve_device()
+    device = modeling.resolve_device()
     started = time.perf_counter()
     comparison = gradients.compare_gradients(traces, teacher_model.to(device), student_model.to(device), tokenizer, config, store=leaf_gradient_store)
     summary = gradients.gradient_comparison_summary(comparison, time.perf_counter() - started)
@@ -54,7 +59,7 @@ def check_counterfactuals(
     leaf_counterfactuals: pd.DataFrame, traces: pd.DataFrame, teacher_model, student_model, tokenizer, config: LeafConfig
 ) -> tuple[pd.DataFrame, dict]:
     """The intervention check: keep the counterfactuals that teacher and student both still answer correctly."""
-    device = resolve_device()
+    device = modeling.resolve_device()
     checked = intervention.check_counterfactuals(leaf_counterfactuals, traces, teacher_model.to(device), student_model.to(device), tokenizer, config)
     summary = intervention.intervention_summary(checked)
     if "teacher_correct" in summary:
@@ -91,7 +96,7 @@ def measure_distractor_gate(
     """The world's distractor gate: does a distractor mislead LeaF's student (and not the teacher)? For
     MLflow, and as figures for the report."""
     gate = distractors.distractor_gate(
-        leaf_student_generations, teacher_heldout_generations, eval_problems, world_distractors, student_model.to(resolve_device()), tokenizer,
+        leaf_student_generations, teacher_heldout_generations, eval_problems, world_distractors, student_model.to(modeling.resolve_device()), tokenizer,
         max_new_tokens=evaluation_config.max_new_tokens, batch_size=evaluation_config.batch_size,
     )
     verdict = "passes" if gate["distractor_effect_passed"] else "FAILS: the student is not misled, so LeaF has no confounding to remove here"
@@ -132,7 +137,7 @@ def compare_distillation(leaf_config: LeafConfig, evaluation_config: EvaluationC
     ``models`` holds ``<name>_generations`` for every model and ``<name>_training_log`` for every variant.
     """
     generations, logs = generations_and_logs(models)
-    comparison, metrics = comparison_by_distractor_subset(generations, logs, leaf_config.reference, evaluation_config.pass_at_k)
+    comparison, metrics = evaluation.comparison_by_distractor_subset(generations, logs, leaf_config.reference, evaluation_config.pass_at_k)
     logger.info(
         "KD versus LeaF:\n%s",
         comparison[["subset", "model", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "mean_response_tokens"]].to_string(index=False),
@@ -152,4 +157,4 @@ def write_leaf_report(
     if world_distractors is not None and config.level == "instruction":
         analysed = world_distractors[world_distractors["trace_id"].isin(leaf_confounders["trace_id"])]
         planted = distractors.planted_distractor_scores(leaf_confounders, analysed)
-    return leaf_report_markdown(leaf_comparison, leaf_checked_counterfactuals, config, planted, leaf_confounders)
+    return reporting.leaf_report_markdown(leaf_comparison, leaf_checked_counterfactuals, config, planted, leaf_confounders)

@@ -6,12 +6,14 @@ import logging
 
 import pandas as pd
 
+from tracesieve.lazy import lazy_module
 from tracesieve.metrics import as_mlflow_metrics
-from tracesieve.modeling import resolve_device
 from tracesieve.world import roles
 from tracesieve.world.roles import LABEL_VALIDITY_THRESHOLD, label_validity, planted_role_quality
 
 logger = logging.getLogger(__name__)
+
+modeling = lazy_module("tracesieve.modeling")  # torch, transformers
 
 
 def measure_planted_roles(
@@ -30,7 +32,7 @@ def measure_label_validity(
     from); the per-segment table, the gates for MLflow, and the gates' figures for the report."""
     occlusion = segment_scores[segment_scores["scorer"] == "occlusion"].rename(columns={"score": "drop"}).drop(columns="scorer")
     table, gate = label_validity(occlusion, segments, world_segments)
-    gate |= roles.upstream_label_validity(model.to(resolve_device()), tokenizer, traces, world_segments)
+    gate |= roles.upstream_label_validity(model.to(modeling.resolve_device()), tokenizer, traces, world_segments)
     logger.info(
         "Upstream label-validity gate %s (within-step AUROC of the drop of the next step's starting count, upstream vs "
         "earlier filler: %.3f over %d steps)",

@@ -9,7 +9,14 @@ from tracesieve.pipelines.planted_roles.nodes import (
     select_oracle_segments,
 )
 from tracesieve.pipelines.shape import PipelineShape, shape_or_project
-from tracesieve.world.roles import BASE_MODEL, FULL_VARIANT, ORACLE_BUDGET_VARIANT, ORACLE_VARIANT, POSITION_VARIANT, headroom_measured
+from tracesieve.world.roles import (
+    BASE_MODEL,
+    FULL_VARIANT,
+    ORACLE_BUDGET_VARIANT,
+    ORACLE_VARIANT,
+    POSITION_VARIANT,
+    headroom_measured,
+)
 
 
 def create_pipeline(shape: PipelineShape | None = None, **kwargs) -> Pipeline:

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tracesieve.attribution import quality_line
 from tracesieve.config import AttributionConfig, EvaluationConfig, ReportingConfig, SelectionConfig
-from tracesieve.reporting import (
-    attribution_viewer_html,
-    plot_accuracy_vs_length,
-    plot_selection_boundaries,
-    plot_training_loss,
-    summary_report_markdown,
-)
+from tracesieve.lazy import lazy_module
 from tracesieve.world.roles import planted_role_of_segments
 
 FIGURES = {
@@ -20,6 +13,9 @@ FIGURES = {
     "Segment selection boundaries": "selection_boundaries.png",
     "Training loss": "training_loss.png",
 }
+
+attribution_method = lazy_module("tracesieve.attribution")  # torch
+reporting = lazy_module("tracesieve.reporting")  # matplotlib
 
 
 def _roles(segment_metrics: pd.DataFrame, world_segments: pd.DataFrame | None) -> pd.Series | None:
@@ -41,7 +37,7 @@ def render_attribution_viewer(
         raise ValueError(f"reporting.viewer_strategy {config.viewer_strategy!r} is not among the selection strategies")
     segment_metrics = segment_metrics.reset_index(drop=True)
     trace_ids = list(dict.fromkeys(segment_metrics["trace_id"]))[: config.viewer_traces]
-    return attribution_viewer_html(
+    return reporting.attribution_viewer_html(
         traces,
         segment_metrics,
         dict(zip(chosen["trace_id"], chosen["selected_segments"].map(list), strict=True)),
@@ -63,9 +59,9 @@ def draw_figures(
     segment_metrics = segment_metrics.reset_index(drop=True)
     histories = {name.removesuffix("_training_log"): log["history"] for name, log in training_logs.items()}
     return (
-        plot_accuracy_vs_length(model_comparison),
-        plot_selection_boundaries(segment_metrics, selection.tau, selection.beta, _roles(segment_metrics, world_segments)),
-        plot_training_loss(histories),
+        reporting.plot_accuracy_vs_length(model_comparison),
+        reporting.plot_selection_boundaries(segment_metrics, selection.tau, selection.beta, _roles(segment_metrics, world_segments)),
+        reporting.plot_training_loss(histories),
     )
 
 
@@ -90,13 +86,13 @@ def write_summary_report(
         .groupby("strategy", as_index=False)
         .agg(traces=("trace_id", "size"), selected_tokens=("selected_tokens", "sum"), token_share_mean=("token_share", "mean"))
     )
-    return summary_report_markdown(
+    return reporting.summary_report_markdown(
         model_comparison,
         reference=evaluation.reference,
         figures=FIGURES,
         selection_table=budgets,
         planted_roles=planted_role_table,
         gates=gates,
-        attribution_quality=None if attribution_diagnostics is None else quality_line(attribution_diagnostics, attribution or AttributionConfig()),
+        attribution_quality=None if attribution_diagnostics is None else attribution_method.quality_line(attribution_diagnostics, attribution or AttributionConfig()),
         contamination=contamination,
     )

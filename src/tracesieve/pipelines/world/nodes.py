@@ -7,12 +7,14 @@ from typing import Any
 import pandas as pd
 
 from tracesieve.config import WorldConfig
+from tracesieve.lazy import lazy_module
 from tracesieve.metrics import as_mlflow_metrics, training_metrics
 from tracesieve.rendering import ANSWER_CLOSE, ANSWER_PREFIX, INSTRUCTION
-from tracesieve.world import warmup
 from tracesieve.world.generate import generate_world, sample_traces_markdown
 from tracesieve.world.problems import DECOY, FILLER, FINAL, SOURCE, UPSTREAM
-from tracesieve.world.tokenizer import build_word_tokenizer
+
+warmup = lazy_module("tracesieve.world.warmup")  # torch, transformers, TRL: loaded when a model trains
+world_tokenizer = lazy_module("tracesieve.world.tokenizer")  # transformers
 
 
 def generate_world_tables(config: WorldConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[dict], str]:
@@ -44,7 +46,7 @@ def build_world_tokenizer(world_problems: pd.DataFrame, config: WorldConfig):
         INSTRUCTION, ANSWER_PREFIX + ANSWER_CLOSE,
     ]
     # Detours and decoys may step past max_value.
-    return build_word_tokenizer(texts, numbers_up_to=2 * config.problems.max_value + 10)
+    return world_tokenizer.build_word_tokenizer(texts, numbers_up_to=2 * config.problems.max_value + 10)
 
 
 def warmup_training_node(role: str):
