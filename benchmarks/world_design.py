@@ -54,11 +54,12 @@ def step_lines(text: str) -> int:
     return len(STEP_LINE.findall(text))
 
 
-def problem_options(args, *, min_steps: int, max_steps: int, filler: bool) -> dict:
+def problem_options(args, *, min_steps: int, max_steps: int, filler: bool, action_set: str = "common") -> dict:
     rates = {"check_rate": args.check_rate, "restatement_rate": args.restatement_rate, "detour_rate": args.detour_rate} if filler else {
         "check_rate": 0.0, "restatement_rate": 0.0, "detour_rate": 0.0}
     return ProblemConfig(min_steps=min_steps, max_steps=max_steps, max_value=args.max_value, final=args.final, distractor_rate=0.0,
-                         decoy_rate=0.0, after_final_rate=0.0, detour_form="step", **rates).model_dump()
+                         decoy_rate=0.0, after_final_rate=0.0, detour_form="step", action_set=action_set,
+                         **rates).model_dump()
 
 
 def warmup_rows(args) -> list[dict]:
@@ -76,7 +77,7 @@ def warmup_rows(args) -> list[dict]:
 
 def world_problems(args, world_seed: int, exclude: set[str]):
     """A world's traces (long chains with filler) and evaluation problems, none of whose questions the warm-up saw."""
-    options = problem_options(args, min_steps=args.long_steps[0], max_steps=args.long_steps[1], filler=True)
+    options = problem_options(args, min_steps=args.long_steps[0], max_steps=args.long_steps[1], filler=True, action_set=args.action_set)
     drawn = generate_problems(3 * (args.n_traces + args.n_eval), seed=world_seed, split=f"world-{args.base_seed}", **options)
     seen, traces, evaluation = set(exclude), [], []
     for problem in drawn:
@@ -95,13 +96,19 @@ def vocabulary_texts(args) -> list[str]:
     texts = [INSTRUCTION, ANSWER_PREFIX + ANSWER_CLOSE]
     for low, high in (args.short_steps, args.long_steps):
         for problem in generate_problems(2000, seed=10_000 + args.base_seed, split="vocabulary",
-                                         **problem_options(args, min_steps=low, max_steps=high, filler=True)):
+                                         **problem_options(args, min_steps=low, max_steps=high, filler=True, action_set=args.action_set)):
             texts += [problem.question, problem.reasoning]
     return texts
 
 
 def mask_spans(problem, roles: set[str] | None) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in problem.segments if roles is None or s.role in roles]
+
+
+def without_filler(problem, roles: set[str]) -> str:
+    """The trace with every segment whose role is not in ``roles`` cut out, context and all: what SFT would see
+    if the traces had no filler (the ceiling the filler is measured against)."""
+    return "".join(problem.reasoning[s.start:s.end] for s in problem.segments if s.role in roles).lstrip()
 
 
 def segment_tokens(problem, tokenizer) -> pd.DataFrame:
@@ -160,6 +167,8 @@ def main() -> None:
     parser.add_argument("--short-steps", type=int, nargs=2, default=[1, 2])
     parser.add_argument("--long-steps", type=int, nargs=2, default=[3, 5])
     parser.add_argument("--max-value", type=int, default=20)
+    parser.add_argument("--action-set", default="common", choices=["common", "with_new"],
+                        help="the verbs of the world's traces and evaluation problems; the warm-up always has the common ones")
     parser.add_argument("--final", default="silent")
     parser.add_argument("--check-rate", type=float, default=0.3)
     parser.add_argument("--restatement-rate", type=float, default=0.2)
@@ -172,6 +181,9 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=100)
     parser.add_argument("--sft-lr", type=float, default=5e-4)
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--variants", nargs="+", default=["full", "oracle", "random_budget"],
+                        choices=["full", "oracle", "random_budget", "clean"],
+                        help="clean: SFT on the traces with their filler cut out (a mechanism figure, not a mask)")
     parser.add_argument("--work", type=Path, default=ROOT / "data/06_models/checkpoints/world_design")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/dev_worlds.json")
     args = parser.parse_args()
@@ -210,7 +222,9 @@ def main() -> None:
             "random_budget": [encode_for_sft(tokenizer, p.question, p.reasoning, p.answer,
                                              supervised_spans=random_budget_spans(p, tokenizer, oracle_roles, seed=seed + index))
                               for index, p in enumerate(traces)],
+            "clean": [encode_for_sft(tokenizer, p.question, without_filler(p, oracle_roles), p.answer) for p in traces],
         }
+        masks = {name: masks[name] for name in args.variants}
         for name, examples in masks.items():
             budgets[name] = supervised_token_count(examples)
             model = build_llama(tokenizer, **shape)
@@ -222,8 +236,13 @@ def main() -> None:
         for name, table in generations.items():
             figures[name] = model_figures(table)
         print(json.dumps(figures, indent=1), flush=True)
-        gates = {**sft_effect(generations["full"], generations["base"]), **oracle_headroom(generations["oracle"], generations["full"]),
-                 **oracle_vs_budget(generations["oracle"], generations["random_budget"])}
+        gates = {}
+        if "full" in generations:
+            gates.update(sft_effect(generations["full"], generations["base"]))
+        if {"full", "oracle"} <= set(generations):
+            gates.update(oracle_headroom(generations["oracle"], generations["full"]))
+        if {"oracle", "random_budget"} <= set(generations):
+            gates.update(oracle_vs_budget(generations["oracle"], generations["random_budget"]))
         entry = {"design": args.design, "base_seed": args.base_seed, "world_seed": seed, "models": figures, "gates": gates,
                  "supervised_tokens": budgets, "base_short_chain_accuracy": base_short_accuracy, "trace_filler_share": sum(step_lines(p.reasoning) > p.n_steps for p in traces) / len(traces),
                  "world_seconds": time.perf_counter() - t_world, "base_seconds": base_seconds,

@@ -74,6 +74,9 @@ FINAL_REGIMES = ("silent", "restates")
 DISTRACTOR_OWNERS = ("shared", "disjoint")
 # retracted: a detour is dropped in line ("No, drop that."); step: written as a real step, never retracted.
 DETOUR_FORMS = ("retracted", "step")
+# common: the four verbs every world has; with_new: two more ("earns", "spends") that a base student warmed up on
+# the common ones has never read, so that SFT on the traces has a skill to teach (issue 41).
+ACTION_SETS = ("common", "with_new")
 ORACLE_STRATEGY = "oracle"  # the world's planted-role masks as a selection strategy
 # random segments at the oracle's own token budget, trace by trace: the control that removes the loss's reweighting
 ORACLE_BUDGET_STRATEGY = "oracle_budget"

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tracesieve.choices import (
+    ACTION_SETS,
     ALWAYS_KEEP_CHOICES,
     BASELINES,
     CONTAMINATION_POLICIES,
@@ -72,6 +73,10 @@ class ProblemConfig(_Config):
     detour_form: Literal[DETOUR_FORMS] = Field(
         "retracted", description="retracted: a detour is tried and dropped in line; step: written as a real step (opener, verb, "
         "count), no retraction, and the next step continues from the count before it"
+    )
+    action_set: Literal[ACTION_SETS] = Field(
+        "common", description="common: buys, finds, gives away, loses; with_new: also earns and spends, verbs a base warmed up "
+        "on the common set has never read"
     )
     distractor_skip_lines: bool = Field(
         False, description="the reference trace handles a distractor sentence where it stands (\"then Sam buys 4 more, but Sam "

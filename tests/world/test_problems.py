@@ -268,3 +268,21 @@ def test_skip_lines_handle_each_distractor_where_it_stands_naming_its_owner_besi
     plain = generate_problems(20, seed=5, split="traces", min_steps=2, max_steps=3, max_value=20, distractor_rate=1.0,
                               check_rate=0.3, restatement_rate=0.0, detour_rate=0.0)
     assert not any(s.role == SKIP for problem in plain for s in problem.segments)  # off by default: the reference trace never mentions it
+
+
+def test_the_new_verbs_appear_only_in_worlds_that_ask_for_them_and_count_as_their_sign_says():
+    """``action_set: with_new`` adds "earns" (+) and "spends" (-): the skill a base warmed up on the common verbs
+    lacks. The common set draws exactly what it drew before the option existed (same seed, same problems)."""
+    options = dict(min_steps=2, max_steps=4, max_value=20, distractor_rate=0.3, check_rate=0.3, restatement_rate=0.2, detour_rate=0.4,
+                   detour_form="step")
+    common = generate_problems(200, seed=7, split="traces", **options)
+    assert common == generate_problems(200, seed=7, split="traces", action_set="common", **options)
+    assert not any(re.search(r"\b(earns|spends)\b", p.question + p.reasoning) for p in common)
+    new = generate_problems(200, seed=7, split="traces", action_set="with_new", **options)
+    assert sum(bool(re.search(r"\b(earns|spends)\b", p.question)) for p in new) > 100
+    for problem in new:
+        for verb, amount, before, word, _, after in re.findall(r"then \w+ (earns|spends) (\d+): (\d+) (plus|minus) (\d+) is (\d+)", problem.reasoning):
+            assert word == ("plus" if verb == "earns" else "minus")
+            assert int(after) == int(before) + (int(amount) if verb == "earns" else -int(amount))
+    with pytest.raises(ValueError, match="action_set must be one of"):
+        generate_problems(1, seed=0, split="x", action_set="exotic", **options)

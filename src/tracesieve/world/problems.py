@@ -49,7 +49,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tracesieve.choices import DETOUR_FORMS, DISTRACTOR_OWNERS, FINAL_REGIMES
+from tracesieve.choices import ACTION_SETS, DETOUR_FORMS, DISTRACTOR_OWNERS, FINAL_REGIMES
 
 ROLES = ("source", "upstream", "check", "restatement", "detour", "decoy", "final", "skip")
 SOURCE, UPSTREAM, FINAL, DECOY = "source", "upstream", "final", "decoy"
@@ -74,6 +74,8 @@ FINAL_OPENERS = ("But just to finish:", "Another look:")
 # (verb phrase in the question, verb phrase in the trace, sign)
 ACTIONS = (("buys {a} more", "buys {a} more", +1), ("finds {a} more", "finds {a} more", +1),
            ("gives away {a}", "gives away {a}", -1), ("loses {a}", "loses {a}", -1))
+NEW_ACTIONS = (("earns {a}", "earns {a}", +1), ("spends {a}", "spends {a}", -1))
+ACTIONS_BY_SET = dict(zip(ACTION_SETS, (ACTIONS, ACTIONS + NEW_ACTIONS), strict=True))
 
 
 STEP_DETOUR = "<step-form detour, written where it lands>"  # a placeholder in a filler slot (``_trace``)
@@ -183,19 +185,19 @@ def _steps(name: str, start: int, actions: list[tuple[int, int, str, str]], max_
     return tuple(steps)
 
 
-def _draw_action(rng: random.Random, value: int, max_value: int) -> tuple[int, int, str, str]:
+def _draw_action(rng: random.Random, value: int, max_value: int, verbs=ACTIONS) -> tuple[int, int, str, str]:
     # Only actions that keep the count in 1..max_value, with amounts of at least 2.
-    actions = [action for action in ACTIONS if (action[2] > 0 and value <= max_value - 2) or (action[2] < 0 and value >= 3)]
+    actions = [action for action in verbs if (action[2] > 0 and value <= max_value - 2) or (action[2] < 0 and value >= 3)]
     question_phrase, trace_phrase, sign = rng.choice(actions)
     amount = rng.randint(2, min(9, max_value - value)) if sign > 0 else rng.randint(2, min(9, value - 1))
     return sign, amount, question_phrase.format(a=amount), trace_phrase.format(a=amount)
 
 
-def _draw_owner(rng: random.Random, name: str, n_steps: int, max_value: int) -> tuple[int, list[tuple[int, int, str, str]]]:
+def _draw_owner(rng: random.Random, name: str, n_steps: int, max_value: int, verbs=ACTIONS) -> tuple[int, list[tuple[int, int, str, str]]]:
     value = start = rng.randint(2, max_value // 2)
     actions = []
     for _ in range(n_steps):
-        actions.append(_draw_action(rng, value, max_value))
+        actions.append(_draw_action(rng, value, max_value, verbs))
         value += actions[-1][0] * actions[-1][1]
     return start, actions
 
@@ -254,7 +256,7 @@ def _detour(
     return f"{rng.choice(DETOUR_OPENERS)} {step.owner} {action}: {base} {word} {amount} is {base + sign * amount}. No, drop that."
 
 
-def _step_detour(rng: random.Random, name: str, count: int, forbidden: set[int], max_number: int) -> str | None:
+def _step_detour(rng: random.Random, name: str, count: int, forbidden: set[int], max_number: int, verbs=ACTIONS) -> str | None:
     """A detour in the surface form of a real step (issue 41): a step opener, an action the question does not
     make, applied to the last real count, and no retraction. The next real step continues from ``count``, so a
     model that imitates detours must find the last real count past lines that look like steps."""
@@ -266,7 +268,7 @@ def _step_detour(rng: random.Random, name: str, count: int, forbidden: set[int],
             break
     else:
         return None
-    verb = rng.choice([trace for _question, trace, action_sign in ACTIONS if action_sign == sign]).format(a=amount)
+    verb = rng.choice([trace for _question, trace, action_sign in verbs if action_sign == sign]).format(a=amount)
     word = "plus" if sign > 0 else "minus"
     return f"{rng.choice(STEP_OPENERS)} then {name} {verb}: {count} {word} {amount} is {result}."
 
@@ -285,8 +287,8 @@ def _placed(
 
 
 def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_Step, ...], rates: dict, max_number: int,
-           *, decoy: bool, final: str, detour_form: str = "retracted", skip: tuple[int, str, str] | None = None
-           ) -> tuple[str, tuple[Segment, ...], bool]:
+           *, decoy: bool, final: str, detour_form: str = "retracted", skip: tuple[int, str, str] | None = None,
+           verbs=ACTIONS) -> tuple[str, tuple[Segment, ...], bool]:
     """The reasoning over the chain; returns text, planted segments, whether a decoy was planted.
 
     Slot ``k`` of ``len(steps) + 2`` holds the filler written before step ``k``; slot ``len(steps)`` the filler
@@ -321,7 +323,7 @@ def _trace(rng: random.Random, name: str, item: str, start: int, steps: tuple[_S
         rng.shuffle(slot)
         for text, role in slot:
             if text is STEP_DETOUR:
-                text = _step_detour(rng, name, count, forbidden, max_number)
+                text = _step_detour(rng, name, count, forbidden, max_number, verbs)
                 if text is None:
                     continue
             trace.add(text, role)
@@ -388,6 +390,7 @@ def generate_problem(
     decoy_rate: float = 0.0,
     after_final_rate: float = 0.0,
     detour_form: str = "retracted",
+    action_set: str = "common",
     distractor_skip_lines: bool = False,
     final: str = "silent",
     distractor_owners: str = "shared",
@@ -408,10 +411,13 @@ def generate_problem(
     name, other = rng.sample(NAMES, 2)
     if distractor_owners == "disjoint":
         other = OTHER_NAMES[NAMES.index(other) % len(OTHER_NAMES)]  # the same draws as shared, another list
+    if action_set not in ACTIONS_BY_SET:
+        raise ValueError(f"action_set must be one of {tuple(ACTIONS_BY_SET)}, got {action_set!r}")
+    verbs = ACTIONS_BY_SET[action_set]
     n_steps = rng.randint(min_steps, max_steps)
     with_distractor = rng.random() < distractor_rate
     for _attempt in range(10_000):  # a few rounds in practice: most draws are causal
-        start, actions = _draw_owner(rng, name, n_steps, max_value)
+        start, actions = _draw_owner(rng, name, n_steps, max_value, verbs)
         steps = _steps(name, start, actions, max_value)
         if not _causal(start, steps) or (accept_skeleton is not None and not accept_skeleton(skeleton(actions))):
             continue
@@ -422,7 +428,7 @@ def generate_problem(
         for _placement in range(50):
             position = rng.randint(0, n_steps)  # before step `position` (n_steps: after the last)
             before = steps[position - 1].after if position else start
-            action = _draw_action(rng, before, max_value)
+            action = _draw_action(rng, before, max_value, verbs)
             relevant_actions = actions[:position] + [action] + actions[position:]
             relevant_steps = _steps(name, start, relevant_actions, max_value)
             if (relevant_steps is not None and _causal(start, relevant_steps)
@@ -451,13 +457,14 @@ def generate_problem(
         relevant_sentences = sentences[: position + 1] + [f"Then {name} {action[2]}."] + sentences[position + 2 :]
         relevant_question = " ".join(relevant_sentences) + f" How many {item} does {name} have now?"
         relevant_reasoning, _, _ = _trace(relevant_rng, name, item, start, relevant_steps, rates, max_number, decoy=False, final=final,
-                                           detour_form=detour_form)
+                                           detour_form=detour_form, verbs=verbs)
         all_relevant = AllRelevant(relevant_question, relevant_reasoning, str(relevant_steps[-1].after))
         distractors = (Distractor(cut, cut + 1 + len(sentence), " " + sentence),)
     question = " ".join(sentences) + f" How many {item} does {name} have now?"
     skip = (position, other, action[3]) if with_distractor and distractor_skip_lines else None
     reasoning, segments, planted_decoy = _trace(
-        rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate, final=final, detour_form=detour_form, skip=skip
+        rng, name, item, start, steps, rates, max_number, decoy=rng.random() < decoy_rate, final=final, detour_form=detour_form, skip=skip,
+        verbs=verbs,
     )
     return WorldProblem(
         trace_id=trace_id,
