@@ -162,6 +162,7 @@ def train(model_init, tokenizer, examples, config: TrainingConfig, output_dir: P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", default="curriculum-step-detour")
+    parser.add_argument("--base-design", help="the design whose base student this one reuses (default: its own)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--base-seed", type=int, default=0)
     parser.add_argument("--short-steps", type=int, nargs=2, default=[1, 2])
@@ -196,7 +197,7 @@ def main() -> None:
     base_config = TrainingConfig(max_steps=args.warmup_steps, batch_size=32, learning_rate=3e-3, logging_steps=50,
                                  save_steps=args.warmup_steps, seed=args.base_seed, bf16=False)
     t0 = time.perf_counter()
-    base_key = (f"{args.design}-base{args.base_seed}-{args.short_steps}-{args.long_steps}-{args.n_warmup}-{args.warmup_steps}"
+    base_key = (f"{args.base_design or args.design}-base{args.base_seed}-{args.short_steps}-{args.long_steps}-{args.n_warmup}-{args.warmup_steps}"
                 f"-{args.direct_share}").replace(" ", "")
     base = train(shape, tokenizer, base_examples, base_config, args.work / base_key)
     base_seconds = time.perf_counter() - t0

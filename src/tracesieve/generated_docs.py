@@ -310,15 +310,18 @@ DEV_WORLD_GATES = ("sft_effect", "oracle_headroom", "oracle_vs_budget")
 
 def _dev_worlds(result: dict) -> str:
     """The world designs tried on dev worlds (benchmarks/world_design.py): per design and world, each model's
-    accuracy, length and how often it writes filler, and the segment testbed's gates."""
-    lines = ["| design | base seed | world | base (short chains) | base | full SFT | oracle | random at oracle's budget "
+    accuracy, length and how often it writes filler, and the segment testbed's gates. ``clean`` is SFT on the
+    same traces with their filler cut out: what the traces teach when there is no filler to imitate."""
+    lines = ["| design | base seed | world | base (short chains) | base | full SFT | oracle | random at oracle's budget | clean SFT "
              "| filler share: full / oracle | full SFT accuracy with / without filler | "
              + " | ".join(f"`{gate}`" for gate in DEV_WORLD_GATES) + " |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | " + " | ".join("---" for _ in DEV_WORLD_GATES) + " |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | " + " | ".join("---" for _ in DEV_WORLD_GATES) + " |"]
     for entry in result["entries"]:
         models, gates = entry["models"], entry["gates"]
 
         def accuracy(name: str) -> str:
+            if name not in models:
+                return "-"
             return f"{number(models[name]['accuracy'], 3)} ({number(models[name]['mean_tokens'], 0)} tok)"
 
         full = models["full"]
@@ -328,12 +331,13 @@ def _dev_worlds(result: dict) -> str:
         ]
         lines.append(
             f"| {entry['design']} | {entry['base_seed']} | {entry['world_seed']} | {number(entry.get('base_short_chain_accuracy'), 3)} "
-            f"| {accuracy('base')} | {accuracy('full')} | {accuracy('oracle')} | {accuracy('random_budget')} "
+            f"| {accuracy('base')} | {accuracy('full')} | {accuracy('oracle')} | {accuracy('random_budget')} | {accuracy('clean')} "
             f"| {number(full['filler_share'], 2)} / {number(models['oracle']['filler_share'], 2)} "
             f"| {number(full['accuracy_with_filler'], 3)} / {number(full['accuracy_without_filler'], 3)} | " + " | ".join(cells) + " |"
         )
-    lines += ["", "Settings of each design (warm-up curriculum, chain lengths, filler rates, SFT steps) are in the file's "
-              "`settings`; every world here is a dev world (seeds 0-2), never one a verdict is read from."]
+    lines += ["", "Settings of each design (warm-up curriculum, verbs, chain lengths, filler rates, SFT steps) are in the file's "
+              "`settings` (a clean SFT run added later to a design's world has its own in `clean_run`); every world here is a "
+              "dev world (seeds 0-2), never one a verdict is read from."]
     return "\n".join(lines)
 
 
