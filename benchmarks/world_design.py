@@ -58,7 +58,7 @@ def problem_options(args, *, min_steps: int, max_steps: int, filler: bool, actio
     rates = {"check_rate": args.check_rate, "restatement_rate": args.restatement_rate, "detour_rate": args.detour_rate} if filler else {
         "check_rate": 0.0, "restatement_rate": 0.0, "detour_rate": 0.0}
     return ProblemConfig(min_steps=min_steps, max_steps=max_steps, max_value=args.max_value, final=args.final, distractor_rate=0.0,
-                         decoy_rate=0.0, after_final_rate=0.0, detour_form="step", action_set=action_set,
+                         decoy_rate=0.0, after_final_rate=0.0, detour_form=args.detour_form, action_set=action_set,
                          **rates).model_dump()
 
 
@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--check-rate", type=float, default=0.3)
     parser.add_argument("--restatement-rate", type=float, default=0.2)
     parser.add_argument("--detour-rate", type=float, default=0.5)
+    parser.add_argument("--detour-form", default="step", choices=["step", "retracted"])
     parser.add_argument("--n-warmup", type=int, default=22400)
     parser.add_argument("--direct-share", type=float, default=0.5, help="share of the warm-up that is long chains answered directly")
     parser.add_argument("--warmup-steps", type=int, default=700)
