@@ -88,3 +88,11 @@ def test_an_interval_prints_its_value_alone_where_it_is_undefined_and_a_dash_wit
     assert format_interval(0.25, 0.1, 0.4, signed=True) == "+0.250 [+0.100, +0.400]"
     assert format_interval(0.25, math.nan, math.nan) == "0.250" and format_interval(None, 0.1, 0.2) == "-"
     assert format_figure({"gain": 1.5, "gain_ci_low": 1.0, "gain_ci_high": 2.0}, "gain", 1) == "1.5 [1.0, 2.0]"
+
+
+def test_the_normal_quantile_constant_is_scipys_to_the_last_bit():
+    """``Z_95`` is written out so that importing metrics does not import scipy.stats; the stored intervals were
+    computed with scipy's value, so it must be that value exactly."""
+    from tracesieve.metrics import Z_95
+
+    assert Z_95 == float(stats.norm.ppf(0.975))
