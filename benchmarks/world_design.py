@@ -233,7 +233,8 @@ def main() -> None:
             model.load_state_dict(base_state)
             config = TrainingConfig(max_steps=args.sft_steps, batch_size=16, learning_rate=args.sft_lr, save_steps=args.sft_steps, seed=seed, bf16=False)
             set_seed(seed)
-            model, _ = train_causal_lm(model, examples, config, output_dir=args.work / f"{base_key}-w{seed}-{name}-{args.sft_steps}-{args.sft_lr}-{args.detour_rate}", tokenizer=tokenizer)
+            model, _ = train_causal_lm(model, examples, config, output_dir=args.work / f"{args.design}-{base_key}-w{seed}-{name}-{args.sft_steps}-{args.sft_lr}-{args.detour_rate}",
+                                        tokenizer=tokenizer)  # keyed by the design: a finished checkpoint is resumed
             generations[name] = grade(model, tokenizer, evaluation, args)
         for name, table in generations.items():
             figures[name] = model_figures(table)
