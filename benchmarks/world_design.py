@@ -63,11 +63,11 @@ def problem_options(args, *, min_steps: int, max_steps: int, filler: bool, actio
 
 
 def warmup_rows(args) -> list[dict]:
-    """The base student's curriculum: short chains step by step, and a share ``--direct-share`` of long chains
-    answered directly."""
+    """The base student's curriculum: short chains step by step (with filler under ``--warmup-filler``), and a
+    share ``--direct-share`` of long chains answered directly."""
     n_direct = round(args.direct_share * args.n_warmup)
     short = generate_problems(args.n_warmup - n_direct, seed=args.base_seed, split="warmup-short",
-                              **problem_options(args, min_steps=args.short_steps[0], max_steps=args.short_steps[1], filler=False))
+                              **problem_options(args, min_steps=args.short_steps[0], max_steps=args.short_steps[1], filler=args.warmup_filler))
     long = generate_problems(n_direct, seed=args.base_seed, split="warmup-long",
                              **problem_options(args, min_steps=args.long_steps[0], max_steps=args.long_steps[1], filler=False))
     rows = [{"question": p.question, "reasoning": p.reasoning, "answer": p.answer} for p in short]
@@ -178,6 +178,8 @@ def main() -> None:
     parser.add_argument("--n-warmup", type=int, default=22400)
     parser.add_argument("--direct-share", type=float, default=0.5, help="share of the warm-up that is long chains answered directly")
     parser.add_argument("--warmup-steps", type=int, default=700)
+    parser.add_argument("--warmup-filler", action="store_true",
+                        help="the short chains of the warm-up carry filler at the world's rates (with the common verbs only)")
     parser.add_argument("--n-traces", type=int, default=200)
     parser.add_argument("--n-eval", type=int, default=1000)
     parser.add_argument("--sft-steps", type=int, default=100)
