@@ -407,13 +407,15 @@ def generate_problem(
         raise ValueError(f"final must be one of {FINAL_REGIMES}, got {final!r}")
     if distractor_owners not in DISTRACTOR_OWNERS:
         raise ValueError(f"distractor_owners must be one of {DISTRACTOR_OWNERS}, got {distractor_owners!r}")
+    if detour_form not in DETOUR_FORMS:
+        raise ValueError(f"detour_form must be one of {DETOUR_FORMS}, got {detour_form!r}")
+    if action_set not in ACTIONS_BY_SET:
+        raise ValueError(f"action_set must be one of {ACTION_SETS}, got {action_set!r}")
+    verbs = ACTIONS_BY_SET[action_set]
     item = rng.choice(ITEMS)
     name, other = rng.sample(NAMES, 2)
     if distractor_owners == "disjoint":
         other = OTHER_NAMES[NAMES.index(other) % len(OTHER_NAMES)]  # the same draws as shared, another list
-    if action_set not in ACTIONS_BY_SET:
-        raise ValueError(f"action_set must be one of {tuple(ACTIONS_BY_SET)}, got {action_set!r}")
-    verbs = ACTIONS_BY_SET[action_set]
     n_steps = rng.randint(min_steps, max_steps)
     with_distractor = rng.random() < distractor_rate
     for _attempt in range(10_000):  # a few rounds in practice: most draws are causal
@@ -446,8 +448,6 @@ def generate_problem(
     distractors: tuple[Distractor, ...] = ()
     all_relevant = None
     relevant_rng = random.Random(rng.random())  # its own stream: the all-relevant trace does not shift the reference one's draws
-    if detour_form not in DETOUR_FORMS:
-        raise ValueError(f"detour_form must be one of {DETOUR_FORMS}, got {detour_form!r}")
     rates = {"check_rate": check_rate, "restatement_rate": restatement_rate, "detour_rate": detour_rate, "after_final_rate": after_final_rate}
     max_number = max_value + 9  # detours may step past max_value
     if with_distractor:
